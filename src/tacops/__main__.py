@@ -1,0 +1,3 @@
+from tacops.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Foundation every layer stands on: the description, errors, i18n and tool drivers."""
