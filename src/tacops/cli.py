@@ -1,0 +1,309 @@
+"""The `tacops` command line: the only place that prints and chooses exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+
+from tacops import __version__
+from tacops.foundation.errors import EXIT_CODE_TABLE, ExitCode, TacopsError
+from tacops.foundation.i18n import _
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def _exit_code_epilog() -> str:
+    lines = [_("Exit codes:")]
+    lines += [f"  {int(code):>3}  {_(text)}" for code, text in EXIT_CODE_TABLE]
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    epilog = _exit_code_epilog()
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="tacops", formatter_class=formatter, epilog=epilog,
+        description=_("Back up, put to sleep, restore, wake and verify the TousAntiCovid contact-tracing "
+                      "back end; run restore drills on the built-in lab."))
+    parser.add_argument("--version", action="version", version=f"tacops {__version__}")
+    parser.add_argument("--description", metavar="FILE",
+                        help=_("description of the CT system (YAML); default: the one shipped with tacops"))
+    parser.add_argument("--profile", default="lab", help=_("profile of the description to act on (default: lab)"))
+    parser.add_argument("--operator-secret-file", metavar="FILE", type=Path,
+                        help=_("file holding the operator secret that opens the key custody "
+                               "(default: $TACOPS_OPERATOR_SECRET_FILE or /root/.config/tacops/operator-secret)"))
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=_("more log output (repeatable)"))
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, epilog=epilog,
+                                   formatter_class=formatter)
+
+    lab = command("lab", _("manage the built-in lab"))
+    lab.add_argument("action", choices=["up", "down", "status"],
+                     help=_("up: boot the lab and the demonstration CT system; down: remove everything; "
+                            "status: show each host"))
+
+    inventory = command("inventory", _("write the Ansible inventory generated from the description"))
+    inventory.add_argument("--output", type=Path, help=_("file to write (default: print on standard output)"))
+
+    backup = command("backup", _("back up every CT host onto every backup host"))
+    backup.add_argument("--dry-run", action="store_true", help=_("print what would be done and touch nothing"))
+
+    backups = command("backups", _("inspect the backup sets"))
+    backups.add_argument("action", choices=["list"])
+    backups.add_argument("--max-age", type=float, metavar="HOURS",
+                         help=_("exit with code 8 when the newest verified set is older than HOURS"))
+    backups.add_argument("--json", action="store_true", help=_("print JSON"))
+
+    command("sleep", _("verify every replica, then stop the CT system (on the lab: destroy the CT hosts)"))
+
+    restore = command("restore", _("restore the CT system onto blank hosts from the first healthy replica"))
+    restore.add_argument("--mode", choices=["operation", "sleep"], default="operation",
+                         help=_("operation: units enabled and running; sleep: installed, disabled and stopped"))
+    restore.add_argument("--set", dest="set_id", metavar="SET_ID", help=_("backup set to restore (default: newest)"))
+    restore.add_argument("--host", action="append", help=_("restore only this host (repeatable)"))
+    restore.add_argument("--role", action="append", help=_("restore only the hosts of this role (repeatable)"))
+    restore.add_argument("--dry-run", action="store_true", help=_("print what would be done and touch nothing"))
+
+    wake = command("wake", _("enable and start the units of a system restored in sleep mode"))
+    wake.add_argument("--host", action="append", help=_("wake only this host (repeatable)"))
+
+    verify = command("verify", _("run the identity checks of a backup set's fingerprints against the hosts"))
+    verify.add_argument("--mode", choices=["operation", "sleep"], default="operation",
+                        help=_("state the checks expect"))
+    verify.add_argument("--set", dest="set_id", metavar="SET_ID", help=_("backup set (default: newest)"))
+    verify.add_argument("--host", action="append", help=_("check only this host (repeatable)"))
+
+    drill = command("drill", _("run a whole restore drill on the built-in lab and write its report"))
+    drill.add_argument("--report-dir", type=Path, help=_("where to write the report (default: "
+                                                         "/var/lib/tacops/reports/<time>)"))
+    drill.add_argument("--mode", choices=["sleep", "operation"], default="sleep",
+                       help=_("restore mode of the drill; sleep also tests wake (default: sleep)"))
+    drill.add_argument("--fresh-lab", action="store_true", help=_("rebuild the lab before the drill"))
+
+    custody = command("custody", _("key custody"))
+    custody.add_argument("action", choices=["export"], help=_("export: write the key material for a plain "
+                                                               "ansible-playbook run into a 0600 file"))
+    custody.add_argument("--to", type=Path, required=True, help=_("file to create (mode 0600)"))
+    return parser
+
+
+def _to_jsonable(value: Any) -> Any:
+    if is_dataclass(value):
+        return asdict(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return value
+
+
+class _PlaybookProgress:
+    """A progress bar fed by ansible-runner events: one step per host and task."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} "),
+                                 TimeElapsedColumn(), console=console, transient=True)
+        self.task_id = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        data = event.get("event_data", {})
+        if kind == "playbook_on_play_start":
+            if self.task_id is None:
+                self.progress.start()
+                self.task_id = self.progress.add_task(data.get("play", ""), total=None)
+            else:
+                self.progress.update(self.task_id, description=data.get("play", ""))
+        elif kind == "playbook_on_task_start" and self.task_id is not None:
+            self.progress.update(self.task_id, description=f"{data.get('play', '')}: {data.get('task', '')}")
+        elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"):
+            if self.task_id is not None:
+                self.progress.advance(self.task_id)
+        elif kind == "playbook_on_stats":
+            self.stop()
+
+    def stop(self) -> None:
+        if self.task_id is not None:
+            self.progress.stop()
+            self.task_id = None
+
+
+def _context(args: argparse.Namespace, bar: _PlaybookProgress):
+    from tacops.orchestration.context import Context
+
+    def progress(message: str) -> None:
+        bar.stop()
+        console.print(f"[bold]›[/bold] {message}")
+
+    return Context.load(args.description, profile=args.profile, operator_secret_file=args.operator_secret_file,
+                        progress=progress, on_event=bar)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tacops.orchestration import operations
+
+    bar = _PlaybookProgress()
+    ctx = _context(args, bar)
+    try:
+        return _dispatch(args, ctx, operations)
+    finally:
+        bar.stop()
+
+
+def _locked(ctx, args):
+    from tacops.foundation.lock import system_lock
+    from tacops.foundation.paths import state_dir
+
+    return system_lock(state_dir() / "locks", f"{ctx.description.system}-{ctx.profile}", args.command)
+
+
+def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
+    if args.command == "inventory":
+        from tacops.foundation.inventory import build_inventory
+        import yaml
+
+        text = yaml.safe_dump(build_inventory(ctx.description, profile=ctx.profile, ssh_config=ctx.ssh_config,
+                                              description_path=ctx.description_path), sort_keys=False)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8")
+        else:
+            out.print(text, end="", markup=False)
+        return ExitCode.OK
+
+    if args.command == "lab" and args.action == "status":
+        status = ctx.lab.status()
+        for host, item in status.items():
+            state = _("running") if item.running else _("stopped")
+            ssh = _("SSH ok") if item.ssh_ok else _("no SSH")
+            out.print(f"{host:<16} {item.address:<15} {item.role:<16} {state:<8} {ssh:<8} {item.root}")
+        return ExitCode.OK if status and all(item.running for item in status.values()) else ExitCode.UNREACHABLE
+
+    if args.command == "backups":
+        manifests, source = operations.list_backup_sets(ctx)
+        if args.json:
+            out.print_json(json.dumps([m.model_dump(mode="json") for m in manifests]))
+        else:
+            out.print(_("Backup sets (read from {host}):").format(host=source))
+            for manifest in sorted(manifests, key=lambda m: m.set_id):
+                verified = all(r.verified for r in manifest.replicas.values())
+                out.print(f"  {manifest.set_id}  {manifest.status:<10} "
+                          + (_("verified on {replicas}").format(replicas=", ".join(manifest.replicas))
+                             if verified else _("NOT verified")))
+        if args.max_age is not None:
+            operations.check_max_age(manifests, args.max_age)
+        return ExitCode.OK
+
+    if args.command == "backup" and args.dry_run:
+        plan = operations.plan_backup(ctx)
+        out.print(_("Dry run: nothing is touched."))
+        out.print_json(json.dumps(_to_jsonable(plan)))
+        return ExitCode.OK
+
+    if args.command == "restore" and args.dry_run:
+        plan = operations.plan_restore(ctx, set_id=args.set_id, hosts=args.host, roles=args.role)
+        out.print(_("Dry run: nothing is touched."))
+        out.print_json(json.dumps(plan))
+        return ExitCode.OK
+
+    if args.command == "custody":
+        material, host = ctx.read_key_material()
+        descriptor = os.open(args.to, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        import yaml
+
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            yaml.safe_dump({"tacops_repository_password": material.repository_password.get_secret_value(),
+                            "tacops_hsm_pin": material.hsm_pin.get_secret_value(),
+                            "tacops_hsm_so_pin": material.hsm_so_pin.get_secret_value()}, handle)
+        console.print(_("Key material from {host} written to {path} (mode 0600); delete it after use.").format(
+            host=host, path=args.to))
+        return ExitCode.OK
+
+    with _locked(ctx, args):
+        if args.command == "lab":
+            if args.action == "up":
+                result = operations.lab_up(ctx)
+                console.print(_("Lab up in {seconds} s; operator secret: {path}").format(
+                    seconds=result["seconds"], path=result["operator_secret_file"]))
+            else:
+                ctx.lab.down()
+                console.print(_("Lab down: no host, mount, namespace or link of the lab is left."))
+            return ExitCode.OK
+        if args.command == "backup":
+            outcome = operations.backup(ctx)
+            console.print(_("Backup set {set_id} written and verified on every replica in {seconds} s.").format(
+                set_id=outcome.set_id, seconds=outcome.seconds))
+            return ExitCode.OK
+        if args.command == "sleep":
+            result = operations.sleep(ctx)
+            console.print(_("The CT system sleeps ({seconds} s).").format(seconds=result["seconds"]))
+            return ExitCode.OK
+        if args.command == "restore":
+            outcome = operations.restore(ctx, mode=args.mode, set_id=args.set_id, hosts=args.host, roles=args.role)
+            console.print(_("Backup set {set_id} restored from {replica} in {mode} mode in {seconds} s.").format(
+                set_id=outcome.set_id, replica=outcome.replica, mode=outcome.mode, seconds=outcome.seconds))
+            return ExitCode.OK
+        if args.command == "wake":
+            result = operations.wake(ctx, hosts=args.host)
+            console.print(_("The CT system is awake ({seconds} s).").format(seconds=result["seconds"]))
+            return ExitCode.OK
+        if args.command == "verify":
+            result = operations.verify(ctx, mode=args.mode, set_id=args.set_id, hosts=args.host)
+            failed = [check for check in result.checks if check.status == "failed"]
+            for check in failed:
+                console.print(f"[red]✗[/red] {check.host} {check.name}")
+                for difference in check.differences:
+                    console.print("    " + _("{item}: expected {expected!r}, found {found!r}").format(
+                        item=difference.get("item"), expected=difference.get("expected"),
+                        found=difference.get("found")), markup=False)
+            console.print(_("{passed} checks passed, {failed} failed.").format(
+                passed=len(result.checks) - len(failed), failed=len(failed)))
+            return ExitCode.DIFFERENCES if failed else ExitCode.OK
+        if args.command == "drill":
+            import datetime as dt
+            from tacops.foundation.paths import reports_dir
+            from tacops.orchestration.drill import run_drill
+            from tacops.report import render_summary
+
+            report_dir = args.report_dir or reports_dir() / dt.datetime.now(dt.timezone.utc).strftime(
+                "drill-%Y%m%dT%H%M%SZ")
+            try:
+                report = run_drill(ctx, report_dir=report_dir, restore_mode=args.mode, fresh_lab=args.fresh_lab)
+            finally:
+                console.print(_("Report: {path}").format(path=report_dir))
+            out.print(render_summary(report), markup=False)
+            return ExitCode.OK if report.result == "identical" else ExitCode.DIFFERENCES
+    return ExitCode.UNEXPECTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(_run(args))
+    except TacopsError as error:
+        console.print(f"[red]{_('Error')}:[/red] {escape(error.message)}", markup=True, highlight=False)
+        if error.hint:
+            console.print(f"{_('Hint')}: {error.hint}", markup=False)
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        console.print(_("Interrupted."))
+        return int(ExitCode.INTERRUPTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
