@@ -40,6 +40,8 @@ def new_set_id(now: dt.datetime | None = None) -> str:
 
 def _run(ctx: Context, playbook: str, extravars: dict[str, Any], *, limit: str | None = None):
     ctx.write_inventory()
+    if ctx.operator_secret_file:
+        extravars = {**extravars, "tacops_operator_secret_file": str(ctx.operator_secret_file)}
     result = run_playbook(ctx.playbook(playbook), ctx.inventory_path, extravars=extravars, limit=limit,
                           on_event=ctx.on_event,
                           keep_stdout=ctx.work_dir / "logs" / f"{playbook}.{new_set_id()}.log")
