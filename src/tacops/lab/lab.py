@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -356,16 +357,22 @@ class Lab:
             network.create_host_network(name, index, self.network.bridge, host.address, self.network.subnet)
 
         say(f"Preparing the roots of {len(self.hosts)} hosts")
-        known: dict[str, tuple[str, list[str]]] = {}
         for name in self.hosts:
             host_dir = self._host_dir(name)
-            merged = self._overlay_root(name)
-            hostfs.mount_overlay(lower, host_dir / "upper", host_dir / "work", merged)
-            state["hosts"][name] = {"root_kind": "overlay", "root": str(merged), "supervisor_pid": None}
+            hostfs.mount_overlay(lower, host_dir / "upper", host_dir / "work", self._overlay_root(name))
+            state["hosts"][name] = {"root_kind": "overlay", "root": str(self._overlay_root(name)),
+                                    "supervisor_pid": None}
             self._save_state(state)
+
+        def prepare(name: str) -> None:
+            merged = self._overlay_root(name)
             hostfs.write_identity(merged, name, addresses)
             hostfs.install_authorized_key(merged, public_key)
-            known[name] = (addresses[name], hostfs.host_public_keys(merged))
+
+        # ssh-keygen spends most of its time on the RSA host key, so hosts are prepared in parallel.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            list(pool.map(prepare, self.hosts))
+        known = {name: (addresses[name], hostfs.host_public_keys(self._overlay_root(name))) for name in self.hosts}
         sshconf.write_known_hosts(self.known_hosts, known)
         sshconf.write_ssh_config(self.ssh_config, hosts=addresses, bridge=self.network.bridge,
                                  identity=self.controller_key, known_hosts=self.known_hosts,
