@@ -605,6 +605,13 @@ COLLECTORS = {
 }
 
 
+def params_without_secrets(params: dict) -> dict:
+    copy = json.loads(json.dumps(params))
+    if copy.get("hsm"):
+        copy["hsm"]["pin"] = None
+    return copy
+
+
 def main() -> int:
     try:
         params = json.load(sys.stdin)
@@ -624,6 +631,8 @@ def main() -> int:
             "python": platform.python_version(),
             "families": list(families),
             "units_of_interest": list(params.get("units") or []),
+            # The parameters without the PIN, so that a later check collects the same.
+            "params": params_without_secrets(params),
         }
     }
     for family in families:

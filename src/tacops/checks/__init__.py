@@ -1,0 +1,1 @@
+"""Identity checks: pytest-testinfra tests generated from expected fingerprints."""
