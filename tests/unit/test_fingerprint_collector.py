@@ -1,9 +1,9 @@
 """The collector run on this machine through LocalTransport, against trees made by the tests.
 
 The tree tests need root (chattr, setcap, chown), setfattr and setfacl (Debian packages
-attr, acl, libcap2-bin); the HSM test needs softhsm2 and python3-pykcs11 for
-/usr/bin/python3; the database test needs PostgreSQL 15 server binaries. Each test is
-skipped, with the reason, when its tools are missing.
+attr, acl, libcap2-bin). The HSM test needs softhsm2 and python3-pykcs11 for
+/usr/bin/python3, and the database test needs the PostgreSQL 15 server binaries. Each
+test is skipped, with the reason, when its tools are missing.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ Parameter document (every key optional except ``host``)::
 
 Every family in the output is a mapping with ``status`` set to ``ok``, or to
 ``unavailable`` with a ``reason`` when the data could not be read (a stopped database,
-no systemd), so that the comparison reports it instead of reading silence as success.
+no systemd). The comparison reports an unavailable family as a difference, so a gap
+never reads as a match.
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ def format_acl(value: bytes) -> str:
         tag, perm, qualifier = struct.unpack_from("<HHI", value, offset)
         name = ACL_TAGS.get(tag, f"tag{tag:#x}")
         who = str(qualifier) if tag in ACL_NAMED else ""
-        mode = ("r" if perm & 4 else "-") + ("w" if perm & 2 else "-") + ("x" if perm & 1 else "-")
+        mode = "".join(letter if perm & bit else "-" for bit, letter in ((4, "r"), (2, "w"), (1, "x")))
         entries.append(f"{name}:{who}:{mode}")
     return ",".join(entries)
 
@@ -292,7 +293,7 @@ FILE_TYPES = (
 
 
 def describe(path: str, st: os.stat_result) -> dict:
-    """Describe one inode; open only regular files and directories (never devices or fifos)."""
+    """Describe one inode. Only regular files and directories are opened, never devices or fifos."""
     kind = next((name for test, name in FILE_TYPES if test(st.st_mode)), "unknown")
     entry: dict = {"type": kind, "mode": f"{stat.S_IMODE(st.st_mode):04o}", "uid": st.st_uid, "gid": st.st_gid}
     if kind == "file":
@@ -332,7 +333,7 @@ def describe(path: str, st: os.stat_result) -> dict:
 
 
 def walk_tree(root: str, ignore: list[str], inodes: dict) -> dict:
-    """Return {relative path: entry} for ``root``; stay on the file system of ``root``."""
+    """Describe every entry under ``root`` as {relative path: entry}, without leaving the file system of ``root``."""
     try:
         root_stat = os.lstat(root)
     except FileNotFoundError:
@@ -558,7 +559,7 @@ def call_route(route: dict, timeout: float) -> dict:
     url = urllib.parse.urlsplit(route["url"])
     address = url.hostname or ""
     if not is_loopback(address):
-        # The collector tests the host's own front end; it sends nothing off the host.
+        # The collector tests the host's own front end, so it sends nothing off the host.
         return {"error": f"route address {address} is not a loopback address; not called"}
     host_header = route.get("host_header") or address
     body = route.get("body")

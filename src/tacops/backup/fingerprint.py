@@ -28,8 +28,8 @@ COLLECTOR_FILE = Path(__file__).with_name("collector.py")
 REMOTE_COLLECTOR_PATH = "/run/tacops-collector.py"
 HSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 HSM_CONFIG = "/etc/softhsm/softhsm2.cfg"
-# Value put in place of ``{id}`` in route paths, so a captcha route is called with an
-# id that exists nowhere and answers the same on every restore.
+# Value put in place of ``{id}`` in route paths: an id that exists on no server, so a
+# captcha route returns the same response on every restore.
 PLACEHOLDER_ROUTE_ID = "00000000000000000000000000000000"
 # Tree entry keys that the comparison leaves out: allocation depends on the file system
 # (``sparse`` is compared instead) and a directory's mtime changes whenever an entry in
@@ -47,8 +47,8 @@ class CollectionError(TacopsError):
 class Difference:
     """One way a found fingerprint differs from the expected one.
 
-    ``item`` names the path, package, unit, socket, table or route; ``attribute`` names
-    the compared property (``mode``, ``sha256``, ``link_group`` ...) or is None when
+    ``item`` names the path, package, unit, socket, table or route. ``attribute`` names
+    the compared property (``mode``, ``sha256``, ``link_group`` ...), or is None when
     the whole item is missing or extra.
     """
 
@@ -71,8 +71,8 @@ class DeferredToWake(list):
     """An empty list of differences that marks a family not compared in sleep mode.
 
     It is falsy like any empty list, so callers that only test for differences keep
-    working, and ``isinstance(result, DeferredToWake)`` tells a report to show the
-    family as "deferred to wake".
+    working, and a report shows the family as "deferred to wake" when
+    ``isinstance(result, DeferredToWake)`` is true.
     """
 
 
@@ -93,7 +93,7 @@ def collect(transport: Transport, params: dict, *, python: str = "python3", time
     """Copy the collector to the host, run it with ``params`` on standard input, return its fingerprint.
 
     ``params`` may contain the HSM PIN, so it travels on standard input only. The script
-    is removed from the host after the run, whatever its outcome.
+    is removed from the host after the run unless the run times out.
     """
     host = transport.host
     try:
@@ -128,7 +128,7 @@ def params_for_host(description: SystemDescription, host_name: str, hsm_pin: str
     """Build the collector's parameter document for one host of ``profile``.
 
     The HSM token and key are both labelled with the name of the host's ``hsm`` state
-    item unless ``hsm_token_label`` or ``hsm_key_label`` says otherwise.
+    item unless ``hsm_token_label`` or ``hsm_key_label`` is given.
     """
     hosts = description.lab_hosts(profile)
     if host_name not in hosts:
@@ -149,8 +149,8 @@ def params_for_host(description: SystemDescription, host_name: str, hsm_pin: str
             "method": route.method,
             "url": f"https://127.0.0.1{path}",
             "host_header": route.host,
-            # NOTE: POST routes get an empty JSON object, so the real services answer 400;
-            # that still proves the route, its status and its error body are identical.
+            # NOTE: POST routes get an empty JSON object, so the real services return 400.
+            # That still proves the route, its status and its error body are identical.
             "body": {} if route.method in ("POST", "PUT") else None,
             "ignore_fields": sorted(set(ignored_fields.get(route.name, []) + ignored_fields.get("*", []))),
         })

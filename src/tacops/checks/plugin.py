@@ -189,7 +189,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     state = identity_session(session.config)
     # A test that failed before its body ran (no connection, no testinfra host) left no
-    # outcome; it is written as an error so that the report cannot miss it.
+    # outcome. It is written as an error, so the report cannot miss it.
     recorded = {outcome["nodeid"] for outcome in state.outcomes}
     for nodeid, (host, family, part) in state.collected.items():
         if nodeid not in recorded:
