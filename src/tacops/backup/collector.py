@@ -486,7 +486,7 @@ def collect_hsm(params: dict) -> dict:
         library.load(hsm["module"])
         slot = None
         for candidate in library.getSlotList(tokenPresent=True):
-            if library.getTokenInfo(candidate).label.strip() == hsm["token_label"]:
+            if library.getTokenInfo(candidate).label.rstrip(" \x00") == hsm["token_label"]:
                 slot = candidate
                 break
         if slot is None:

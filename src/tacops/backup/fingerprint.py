@@ -28,6 +28,8 @@ COLLECTOR_FILE = Path(__file__).with_name("collector.py")
 REMOTE_COLLECTOR_PATH = "/run/tacops-collector.py"
 HSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 HSM_CONFIG = "/etc/softhsm/softhsm2.cfg"
+# Token label that the lab's crypto stand-in creates (lab/fixtures/crypto_standin.py).
+HSM_TOKEN_LABEL = "robert"
 # Value put in place of ``{id}`` in route paths: an id that exists on no server, so a
 # captcha route returns the same response on every restore.
 PLACEHOLDER_ROUTE_ID = "00000000000000000000000000000000"
@@ -127,8 +129,8 @@ def params_for_host(description: SystemDescription, host_name: str, hsm_pin: str
                     hsm_token_label: str | None = None, hsm_key_label: str | None = None) -> dict:
     """Build the collector's parameter document for one host of ``profile``.
 
-    The HSM token and key are both labelled with the name of the host's ``hsm`` state
-    item unless ``hsm_token_label`` or ``hsm_key_label`` is given.
+    The HSM key label is the name of the host's ``hsm`` state item and the token label
+    is HSM_TOKEN_LABEL, unless ``hsm_key_label`` or ``hsm_token_label`` is given.
     """
     hosts = description.lab_hosts(profile)
     if host_name not in hosts:
@@ -158,7 +160,7 @@ def params_for_host(description: SystemDescription, host_name: str, hsm_pin: str
     hsm_items = [item for item in host.state if item.kind == "hsm"]
     if hsm_items:
         hsm = {"module": HSM_MODULE, "config": HSM_CONFIG,
-               "token_label": hsm_token_label or hsm_items[0].name,
+               "token_label": hsm_token_label or HSM_TOKEN_LABEL,
                "key_label": hsm_key_label or hsm_items[0].name, "pin": hsm_pin}
     return {
         "host": host_name,
