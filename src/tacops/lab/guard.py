@@ -32,8 +32,9 @@ class RouteRejected(Exception):
 def route_device(address: str) -> tuple[str | None, str]:
     """Return (device, raw route line) that ``ip -o route get ADDRESS`` reports."""
     completed = subprocess.run(["ip", "-o", "route", "get", address], capture_output=True, text=True)
-    line = (completed.stdout.strip() or completed.stderr.strip()).splitlines()
-    text = line[0] if line else ""
+    lines = (completed.stdout.strip() or completed.stderr.strip()).splitlines()
+    # With -o, ip joins continuation lines with a backslash: drop it and collapse the spaces.
+    text = " ".join(lines[0].replace("\\", " ").split()) if lines else ""
     if completed.returncode != 0:
         return None, text
     words = text.split()

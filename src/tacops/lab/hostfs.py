@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import uuid
 from pathlib import Path
 
 from tacops.foundation.errors import LabError
-
-log = logging.getLogger(__name__)
 
 
 def mount_overlay(lower: Path, upper: Path, work: Path, merged: Path) -> None:
@@ -66,6 +63,7 @@ def write_identity(root: Path, host: str, hosts: dict[str, str]) -> None:
     lines += [f"{address}\t{name}" for name, address in hosts.items()]
     (root / "etc/hosts").write_text("\n".join(lines) + "\n")
     (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+    mark_updated(root)
 
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
@@ -97,3 +95,21 @@ def install_authorized_key(root: Path, public_key: str) -> None:
             existing += "\n"
         authorized.write_text(existing + public_key.strip() + "\n")
     os.chmod(authorized, 0o600)
+
+
+def mark_updated(root: Path) -> None:
+    """Write /etc/.updated and /var/.updated as systemd-update-done does after a first boot.
+
+    Without them, units with ConditionNeedsUpdate (systemd-sysusers, ldconfig and others)
+    run at every host's first boot, and on this kind of machine systemd-sysusers failed
+    there with status 219/CGROUP in about half the hosts, leaving them degraded.
+    """
+    usr_mtime = (root / "usr").stat().st_mtime_ns
+    content = (
+        "# Written by tacops as systemd-update-done would: the timestamp of /usr in the base image.\n"
+        f"TIMESTAMP_NSEC={usr_mtime // 1000 * 1000}\n"
+    )
+    for directory in ("etc", "var"):
+        marker = root / directory / ".updated"
+        marker.write_text(content)
+        os.utime(marker, ns=(usr_mtime, usr_mtime))

@@ -12,7 +12,6 @@ Layout under the lab root::
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from tacops.foundation.description import LabHost, LabNetwork, SystemDescription
 from tacops.foundation.errors import LabError, RouteGuardError
 from tacops.foundation.transport import SSHTransport
 from tacops.lab import guard, hostfs, image, network, sshconf
+from tacops.lab import supervisor as supervisor_module
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ STOP_TIMEOUT = 20.0
 
 @dataclass(frozen=True)
 class HostStatus:
+    """State of one lab host; ``pid`` is that of its systemd-nspawn process."""
+
     name: str
     address: str
     role: str
@@ -85,7 +87,12 @@ def _filter_noise(text: str) -> str:
 
 
 class Lab:
-    """The lab of one profile of the description, kept under ``root``."""
+    """The lab of one profile of the description, kept under ``root``.
+
+    NOTE: there is one lab per machine, because the bridge and the ``tacops-`` network
+    namespaces have fixed names, and calls from two processes at once are not locked
+    against each other: the caller holds the tacops lock.
+    """
 
     def __init__(self, description: SystemDescription, profile: str = "lab", root: Path | None = None,
                  cache: Path | None = None) -> None:
@@ -205,6 +212,7 @@ class Lab:
             self._stop(host, state.get("hosts", {}).get(host, {}))
         self._kill_strays()
         self._close_ssh_masters()
+        self._remove_cgroups()
         errors += hostfs.unmount_all(self.root / "hosts")
         errors += network.remove_network(self.network.bridge)
         hosts_dir = self.root / "hosts"
@@ -317,8 +325,8 @@ class Lab:
         self._save_state(state)
 
     def host_root(self, host: str) -> Path | None:
-        entry = self._load_state().get("hosts", {}).get(host, {})
         self._require_host(host)
+        entry = self._load_state().get("hosts", {}).get(host, {})
         return Path(entry["root"]) if entry.get("root") else None
 
     # Building
@@ -434,7 +442,8 @@ class Lab:
             "-D", str(root), "-M", host, f"--network-namespace-path={network.netns_path(host)}",
         ]
         supervisor = str(Path(__file__).with_name("supervisor.py"))
-        argv = [sys.executable, supervisor, "--pid-file", str(self._pid_file(host)), "--", *command]
+        argv = [sys.executable, supervisor, "--pid-file", str(self._pid_file(host)), "--cgroup", host,
+                "--", *command]
         with open(self._console_log(host), "ab") as console:
             console.write(f"\n--- tacops: starting {host} from {root} ---\n".encode())
             console.flush()
@@ -509,6 +518,19 @@ class Lab:
         for pid in pids:
             if _pid_alive(pid):
                 self._signal(pid, signal.SIGKILL)
+
+    @staticmethod
+    def _remove_cgroups() -> None:
+        """Remove the empty cgroups that the supervisors and their guests left under tacops-lab/."""
+        for mount_point, current in supervisor_module.cgroup_hierarchies():
+            top = Path(mount_point) / current.lstrip("/") / "tacops-lab"
+            if not top.is_dir():
+                continue
+            for directory, _subdirectories, _files in os.walk(top, topdown=False):
+                try:
+                    os.rmdir(directory)
+                except OSError as error:
+                    log.warning("cannot remove cgroup %s: %s", directory, error)
 
     @staticmethod
     def _signal(pid: int, signum: int) -> None:
