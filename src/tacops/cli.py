@@ -261,9 +261,9 @@ def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
             return ExitCode.OK
         if args.command == "verify":
             result = operations.verify(ctx, mode=args.mode, set_id=args.set_id, hosts=args.host)
-            failed = [check for check in result.checks if check.status == "failed"]
+            failed = [check for check in result.checks if check.outcome in ("failed", "error")]
             for check in failed:
-                console.print(f"[red]✗[/red] {check.host} {check.name}")
+                console.print(f"[red]✗[/red] {check.host} {check.check}")
                 for difference in check.differences:
                     console.print("    " + _("{item}: expected {expected!r}, found {found!r}").format(
                         item=difference.get("item"), expected=difference.get("expected"),

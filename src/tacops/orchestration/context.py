@@ -110,24 +110,28 @@ class Context:
         )
 
     @contextmanager
-    def secrets_file(self, material: KeyMaterial) -> Iterator[Path]:
-        """Write the key material to a private 0600 file for one playbook run, then delete it."""
+    def private_file(self, name: str, content: str) -> Iterator[Path]:
+        """Write ``content`` to a 0600 file in a private directory for one run, then delete it."""
         base = Path("/run/tacops") if Path("/run").is_dir() else Path(tempfile.gettempdir())
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         directory = Path(tempfile.mkdtemp(prefix="secrets-", dir=base))
-        path = directory / "secrets.yml"
+        path = directory / name
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                yaml.safe_dump({
-                    "tacops_repository_password": material.repository_password.get_secret_value(),
-                    "tacops_hsm_pin": material.hsm_pin.get_secret_value(),
-                    "tacops_hsm_so_pin": material.hsm_so_pin.get_secret_value(),
-                }, handle)
+                handle.write(content)
             yield path
         finally:
             path.unlink(missing_ok=True)
             directory.rmdir()
+
+    def secrets_file(self, material: KeyMaterial):
+        """Write the key material as playbook variables to a private 0600 file for one run."""
+        return self.private_file("secrets.yml", yaml.safe_dump({
+            "tacops_repository_password": material.repository_password.get_secret_value(),
+            "tacops_hsm_pin": material.hsm_pin.get_secret_value(),
+            "tacops_hsm_so_pin": material.hsm_so_pin.get_secret_value(),
+        }))
 
 
 def describe_error(error: TacopsError) -> str:

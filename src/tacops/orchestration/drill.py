@@ -26,10 +26,13 @@ def _now() -> str:
 
 
 def _checks_to_outcomes(result: Any, mode: str) -> list[CheckOutcome]:
+    statuses = {"passed": "passed", "failed": "failed", "error": "failed", "deferred": "skipped"}
     outcomes = []
     for check in result.checks:
-        outcomes.append(CheckOutcome(host=check.host, family=check.family, name=check.name, status=check.status,
-                                     mode=mode, differences=list(check.differences), message=check.message))
+        message = _("deferred to wake: needs running services") if check.outcome == "deferred" else ""
+        outcomes.append(CheckOutcome(host=check.host, family=check.check.split(":")[0], name=check.check,
+                                     status=statuses.get(check.outcome, "failed"), mode=mode,
+                                     differences=list(check.differences), message=message))
     return outcomes
 
 

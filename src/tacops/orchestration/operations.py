@@ -415,8 +415,14 @@ def verify(ctx: Context, *, mode: str, set_id: str | None = None, hosts: list[st
     report_dir = report_dir or ctx.work_dir / manifest.set_id / f"verify-{mode}"
     report_dir.mkdir(parents=True, exist_ok=True)
     material, _host = ctx.read_key_material()
-    with ctx.secrets_file(material) as secrets_path:
+    pins = {host: material.hsm_pin.get_secret_value() for host, item in ctx.description.ct_hosts(ctx.profile).items()
+            if any(state.kind == "hsm" for state in item.state)}
+    with ctx.private_file("checks-secrets.json", json.dumps({"hsm_pins": pins})) as secrets_path:
         ctx.progress(_("Running the identity checks ({mode} mode)").format(mode=mode))
-        return run_checks(fingerprints_dir, selected, ctx.ssh_config, mode,
-                          junit_xml=report_dir / "checks.xml", secrets_file=secrets_path,
-                          description_path=ctx.description_path, profile=ctx.profile)
+        result = run_checks(fingerprints_dir, selected, ctx.ssh_config, mode,
+                            junit_xml=report_dir / "checks.xml", secrets_file=secrets_path,
+                            description=ctx.description_path)
+    if not result.checks:
+        raise CommandFailedError(_("No identity check ran, so nothing is proven: {message}").format(
+            message=result.message), host="controller", command="pytest", returncode=result.exit_code)
+    return result
