@@ -2,7 +2,7 @@
 
 Usage: ``python3 -m tacops.lab.guard HOST PORT --bridge BRIDGE``
 
-It asks the kernel which device carries traffic to HOST (``ip -o route get HOST``) and
+It reads from the kernel which device carries traffic to HOST (``ip -o route get HOST``) and
 connects only when that device is the lab bridge. Without the check, an SSH command run
 after the lab is torn down would send packets to a lab address through the machine's
 default route. When the route is right, it relays standard input and output to a TCP

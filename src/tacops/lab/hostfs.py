@@ -101,8 +101,7 @@ def mark_updated(root: Path) -> None:
     """Write /etc/.updated and /var/.updated as systemd-update-done does after a first boot.
 
     Without them, units with ConditionNeedsUpdate (systemd-sysusers, ldconfig and others)
-    run at every host's first boot, and on this kind of machine systemd-sysusers failed
-    there with status 219/CGROUP in about half the hosts, leaving them degraded.
+    run at the first boot of every fresh overlay and write into /etc and /var.
     """
     usr_mtime = (root / "usr").stat().st_mtime_ns
     content = (
