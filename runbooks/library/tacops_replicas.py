@@ -72,9 +72,15 @@ def _verification_dict(verification):
     }
 
 
+def _ansible_version():
+    from ansible.release import __version__
+
+    return __version__
+
+
 def _finish(module, params, password, secret):
     from tacops.backup import restic
-    from tacops.backup.manifest import BackupSetManifest, HostImages, ReplicaRecord
+    from tacops.backup.manifest import BackupSetManifest, HostEntry, ReplicaEntry, RetentionPolicy, set_time
     from tacops.backup.retention import apply_retention, plan_retention
     from tacops import __version__
 
@@ -96,7 +102,7 @@ def _finish(module, params, password, secret):
         if not result:
             module.fail_json(msg=f"Host {host} has no backup result; its backup tasks did not run.")
         app, os_image = result["app"], result["os"]
-        hosts[host] = HostImages(
+        hosts[host] = HostEntry(
             os_snapshot=os_image["snapshot_id"], app_snapshot=app["snapshot_id"],
             fingerprint_sha256=result["fingerprint_sha256"],
             bytes_read=int(app.get("total_bytes_processed", 0)) + int(os_image.get("total_bytes_processed", 0)),
@@ -106,18 +112,18 @@ def _finish(module, params, password, secret):
     replica_records = {}
     for verification in verifications:
         name = verification.replica
-        replica_records[name] = ReplicaRecord(
+        replica_records[name] = ReplicaEntry(
             repository_id=restic.cat_config(replicas.by_name(name).repository(), password).get("id", ""),
             snapshot_ids=sorted(ids[name]), files=verification.files_checked, bytes=verification.bytes_checked,
             verified=True, verified_at=now,
             mirror_bytes=getattr(mirrored.get(name), "bytes_copied", 0) if name in mirrored else 0,
         )
     manifest = BackupSetManifest(
-        set_id=params["set_id"], started=params.get("started") or now, finished=now,
+        set_id=params["set_id"], started=params.get("started") or set_time(params["set_id"]).isoformat(), finished=now,
         tacops_version=__version__, restic_version=restic.version(replicas.primary.transport),
-        ansible_version=module.ansible_version if hasattr(module, "ansible_version") else "",
+        ansible_version=_ansible_version(),
         hosts=hosts, replicas=replica_records,
-        retention={"keep_last": params["keep_last"], "keep_within_days": params["keep_within_days"]},
+        retention=RetentionPolicy(keep_last=params["keep_last"], keep_within_days=params["keep_within_days"]),
         status="complete",
     )
     manifest.validate()
@@ -126,14 +132,14 @@ def _finish(module, params, password, secret):
 
     existing = _custody(params, params["backup_hosts"][0]).list_manifests(secret)
     plan = plan_retention(existing, params["keep_last"], params["keep_within_days"], dt.datetime.now(dt.timezone.utc))
-    forgotten = apply_retention(replicas, password, plan) if plan.forget else []
+    retained = apply_retention(replicas, password, plan) if plan.forget else None
     for name in params["backup_hosts"]:
         for old in plan.forget:
             _custody(params, name).delete_manifest(old.set_id)
 
     module.exit_json(changed=True, manifest=manifest.model_dump(mode="json"),
                      replicas=[_verification_dict(v) for v in verifications],
-                     forgotten=[item.set_id for item in plan.forget], forgotten_snapshots=len(forgotten or []),
+                     forgotten=[item.set_id for item in plan.forget], forgotten_snapshots=len(retained.forgotten_snapshots) if retained else 0,
                      seconds=round(time.monotonic() - started, 1))
 
 

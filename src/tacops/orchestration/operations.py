@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from tacops.backup.custody import KeyMaterial, create_operator_secret, default_operator_secret_path
+from tacops.backup.custody import KeyMaterial, create_operator_secret, secret_file_path
 from tacops.backup.manifest import BackupSetManifest
 from tacops.backup.replicas import Replica, ReplicaSet
 from tacops.foundation.errors import (
@@ -62,8 +62,7 @@ def lab_up(ctx: Context) -> dict[str, Any]:
     ctx.lab.up(progress=ctx.progress)
     ctx.write_inventory()
 
-    secret_path = Path(ctx.operator_secret_file or os.environ.get("TACOPS_OPERATOR_SECRET_FILE")
-                       or default_operator_secret_path())
+    secret_path = secret_file_path(ctx.operator_secret_file)
     if not secret_path.exists():
         ctx.progress(_("Creating the operator secret of the lab in {path}").format(path=secret_path))
         create_operator_secret(secret_path)
@@ -163,12 +162,12 @@ def list_backup_sets(ctx: Context) -> tuple[list[BackupSetManifest], str]:
 
 def check_max_age(manifests: list[BackupSetManifest], max_age_hours: float, now: dt.datetime | None = None) -> None:
     now = now or dt.datetime.now(dt.timezone.utc)
-    verified = [m for m in manifests if m.status == "complete" and all(r.verified for r in m.replicas.values())]
+    verified = [m for m in manifests if m.is_verified]
     if not verified:
         raise StaleBackupError(_("No verified backup set exists."),
                                hint=_("Run `tacops backup` and check its result."))
     newest = max(verified, key=lambda m: m.set_id)
-    age = now - newest.finished_at()
+    age = now - (newest.finished or newest.time)
     if age > dt.timedelta(hours=max_age_hours):
         raise StaleBackupError(
             _("The newest verified backup set {set_id} is {hours:.1f} hours old, more than --max-age {limit}.").format(
