@@ -158,7 +158,8 @@ def test_first_healthy_rejects_when_all_corrupt(replica_set: ReplicaSet) -> None
     with pytest.raises(IntegrityError) as raised:
         replica_set.first_healthy(PASSWORD)
     message = raised.value.message
-    assert "a:" in message and "b:" in message
+    assert "a:" in message
+    assert "b:" in message
     assert str(index_b.relative_to(b.path)) in message
 
     # restic check may leave nothing behind: both replicas are byte-for-byte unchanged.

@@ -128,7 +128,7 @@ def test_retention_twice_leaves_identical_replicas(replicas_with_sets) -> None:
     assert repository_files(a) == repository_files(b)
     assert sum(repository_files(b).values()) < size_before
 
-    # A second run over the kept sets forgets nothing more and keeps the replicas equal.
+    # A second run over the kept sets removes nothing more and keeps the replicas equal.
     plan = plan_retention(plan.keep, keep_last=2, keep_within_days=0, now=NOW)
     assert plan.forget == []
     apply_retention(replica_set, PASSWORD, plan)

@@ -173,7 +173,7 @@ class CustodyStore:
         manifest = BackupSetManifest.from_json(unseal(self._read(path), secret, what=what), source=what)
         if manifest.set_id != set_id:
             raise IntegrityError(
-                _("{what} holds the manifest of set {other}, not of set {set_id}.").format(
+                _("{what} contains the manifest of set {other}, not of set {set_id}.").format(
                     what=what, other=manifest.set_id, set_id=set_id))
         return manifest
 
@@ -214,7 +214,7 @@ def operator_secret(path: str | Path | None = None) -> bytes:
     except FileNotFoundError:
         raise InvalidInputError(
             _("Operator secret file {path} not found.").format(path=secret_path),
-            hint=_("Set TACOPS_OPERATOR_SECRET_FILE to the file that holds the operator secret."),
+            hint=_("Set TACOPS_OPERATOR_SECRET_FILE to the file that contains the operator secret."),
         ) from None
     if not stat.S_ISREG(mode):
         raise InvalidInputError(_("Operator secret file {path} is not a regular file.").format(path=secret_path))

@@ -2,7 +2,7 @@
 
 A backup set is one OS image and one application image per CT host, taken in one run.
 Its manifest is sealed into custody on every backup host (see ``custody``); a restore
-reads it to find the snapshots and to check that the replica it uses still holds them.
+reads it to find the snapshots and to check that the replica it uses still contains them.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Replica A (the primary) is written by restic. Every other replica is a byte-for-byte
 copy of the primary's files, streamed through the controller. restic names its data,
 index, snapshot and key files by the SHA-256 of their contents, so each file is checked
-against its name twice: when read from the source, so a corrupt primary is never
-propagated, and on the target before an atomic rename, so a broken transfer never lands
-under its final name. All replicas therefore share the repository id, the keys and the
+against its name twice. The check on reading from the source keeps a corrupt primary
+from spreading. The check on the target, before an atomic rename, keeps a broken
+transfer from landing under its final name. All replicas therefore share the repository id, the keys and the
 snapshot ids, and any of them can serve a restore.
 """
 
@@ -246,11 +246,11 @@ def _sorted_by_order(paths: Iterable[str], order: tuple[str, ...]) -> list[str]:
 def mirror(source: Replica, target: Replica, *, delete_extra: bool = False) -> MirrorResult:
     """Copy to ``target`` every repository file of ``source`` that it lacks, each checked on both ends.
 
-    A file present on both sides with the same size is not read again (its name is its
-    content); one with a different size is replaced. With ``delete_extra``, files the
+    A file present on both sides with the same size is not read again, because its name
+    is its content. A file whose size differs is replaced. With ``delete_extra``, files the
     source no longer has are deleted from the target, and only after every copy
     succeeded. Raises IntegrityError, naming the file and the replica, when a source
-    file does not match its name, a copy arrives damaged, or the target holds another
+    file does not match its name, a copy arrives damaged, or the target contains another
     repository; the target's existing files are then unchanged.
     """
     started = time.monotonic()
@@ -303,12 +303,12 @@ def mirror(source: Replica, target: Replica, *, delete_extra: bool = False) -> M
 
 
 def _check_same_repository(source: Replica, target: Replica) -> None:
-    """Raise IntegrityError when the target's ``config`` differs: it holds another repository."""
+    """Raise IntegrityError when the target's ``config`` differs, because the target contains another repository."""
     source_digest = _remote_sha256(source, CONFIG)
     target_digest = _remote_sha256(target, CONFIG)
     if source_digest != target_digest:
         raise IntegrityError(
-            _("Replica {target} holds another repository than {source} (their config files differ). "
+            _("Replica {target} contains another repository than {source} (their config files differ). "
               "Nothing was copied.").format(target=target, source=source),
             hint=_("Move the other repository away, or check the replica paths in the inventory."),
         )
@@ -440,7 +440,7 @@ class ReplicaSet:
     def init_replicas(self, password: str) -> dict[str, MirrorResult]:
         """Create the repository on the primary when absent, then mirror it to every other replica."""
         if restic.exists(self.primary.repository):
-            log.info("replica %s already holds a repository", self.primary.name)
+            log.info("replica %s already contains a repository", self.primary.name)
         else:
             restic.init(self.primary.repository, password)
         return self.mirror_all()

@@ -5,7 +5,7 @@ standard input of a small shell wrapper, which exports it as RESTIC_PASSWORD and
 runs restic: the password never appears in argv, in a kept file or in a log.
 
 restic 0.14 exits with 0 on success, 1 on a fatal error and 3 when ``backup`` could not
-read some files. Failures are told apart by their message on standard error.
+read some files, so the driver distinguishes failures by their message on standard error.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def version(transport: Transport) -> str:
 
 
 def exists(repository: Repository) -> bool:
-    """Return True when the repository path holds a restic ``config`` file (local paths only)."""
+    """Return True when the repository path contains a restic ``config`` file (local paths only)."""
     result = repository.transport.run(["test", "-f", f"{repository.path}/config"], accept=(0, 1))
     return result.returncode == 0
 

@@ -89,7 +89,7 @@ def _check_replicas_before(replica_set: ReplicaSet, password: str) -> tuple[list
         extra = sorted(set(snapshot_ids(other, password)) - set(primary_ids))
         if extra:
             raise IntegrityError(
-                _("Retention not started: replica {replica} holds snapshot(s) the primary does not have: {ids}. "
+                _("Retention not started: replica {replica} contains snapshot(s) the primary does not have: {ids}. "
                   "Nothing was changed.").format(replica=other, ids=", ".join(extra)),
                 hint=_("Find out why the replicas drifted apart before deleting anything."),
             )
@@ -149,7 +149,7 @@ def apply_retention(replica_set: ReplicaSet, password: str, plan: RetentionPlan)
         found = snapshot_ids(other, password)
         if found != expected:
             raise IntegrityError(
-                _("After retention, replica {replica} holds other snapshots than the primary ({found} against "
+                _("After retention, replica {replica} contains other snapshots than the primary ({found} against "
                   "{expected}).").format(replica=other, found=len(found), expected=len(expected)),
                 hint=_("Run the mirror again, then verify the replicas."),
             )
