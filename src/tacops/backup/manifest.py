@@ -1,8 +1,8 @@
 """The manifest of one backup set: which snapshots, on which replicas, verified when.
 
 A backup set is one OS image and one application image per CT host, taken in one run.
-Its manifest is sealed into custody on every backup host (see ``custody``); a restore
-reads it to find the snapshots and to check that the replica it uses still contains them.
+Its manifest is sealed into custody on every backup host (see ``custody``). A restore
+reads it to find the snapshots and to check that its replica still contains them.
 """
 
 from __future__ import annotations
