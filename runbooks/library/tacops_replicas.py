@@ -97,13 +97,22 @@ def _finish(module, params, password, secret):
     ids = replicas.snapshot_ids(password)
 
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    primary_ids = ids[replicas.primary.name]
+
+    def full_id(short):
+        # restic 0.14 prints the short snapshot id in its backup summary.
+        matches = [snapshot for snapshot in primary_ids if snapshot.startswith(short)]
+        if len(matches) != 1:
+            module.fail_json(msg=f"Snapshot {short} is not in the primary replica {replicas.primary.name}.")
+        return matches[0]
+
     hosts = {}
     for host, result in (params["hosts"] or {}).items():
         if not result:
             module.fail_json(msg=f"Host {host} has no backup result; its backup tasks did not run.")
         app, os_image = result["app"], result["os"]
         hosts[host] = HostEntry(
-            os_snapshot=os_image["snapshot_id"], app_snapshot=app["snapshot_id"],
+            os_snapshot=full_id(os_image["snapshot_id"]), app_snapshot=full_id(app["snapshot_id"]),
             fingerprint_sha256=result["fingerprint_sha256"],
             bytes_read=int(app.get("total_bytes_processed", 0)) + int(os_image.get("total_bytes_processed", 0)),
             bytes_added=int(app.get("data_added", 0)) + int(os_image.get("data_added", 0)),
@@ -113,7 +122,7 @@ def _finish(module, params, password, secret):
     for verification in verifications:
         name = verification.replica
         replica_records[name] = ReplicaEntry(
-            repository_id=restic.cat_config(replicas.by_name(name).repository(), password).get("id", ""),
+            repository_id=restic.cat_config(replicas.by_name(name).repository, password).get("id", ""),
             snapshot_ids=sorted(ids[name]), files=verification.files_checked, bytes=verification.bytes_checked,
             verified=True, verified_at=now,
             mirror_bytes=getattr(mirrored.get(name), "bytes_copied", 0) if name in mirrored else 0,

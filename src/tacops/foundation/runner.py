@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -54,9 +55,11 @@ def _failure_message(event: dict[str, Any]) -> str:
 
 def run_playbook(playbook: Path, inventory: Path, *, extravars: dict[str, Any] | None = None,
                  limit: str | None = None, forks: int = 10, on_event: EventCallback | None = None,
-                 keep_stdout: Path | None = None, check: bool = False) -> PlaybookResult:
+                 keep_stdout: Path | None = None, check: bool = False,
+                 extra_vars_files: list[Path] | None = None) -> PlaybookResult:
     """Run ``playbook`` against ``inventory`` and return per-host results.
 
+    ``extra_vars_files`` are passed as ``-e @FILE``: only their paths reach the command line.
     Raises InvalidInputError when the playbook or inventory is missing. Failed and
     unreachable hosts are returned, not raised, so callers can report every host.
     """
@@ -114,7 +117,8 @@ def run_playbook(playbook: Path, inventory: Path, *, extravars: dict[str, Any] |
             envvars=envvars,
             event_handler=handle,
             quiet=True,
-            cmdline="--check" if check else None,
+            cmdline=" ".join((["--check"] if check else [])
+                             + [f"-e @{shlex.quote(str(path))}" for path in extra_vars_files or []]) or None,
         )
         stdout = runner.stdout.read() if runner.stdout else ""
         if keep_stdout is not None:

@@ -42,8 +42,9 @@ def _run(ctx: Context, playbook: str, extravars: dict[str, Any], *, limit: str |
     ctx.write_inventory()
     if ctx.operator_secret_file:
         extravars = {**extravars, "tacops_operator_secret_file": str(ctx.operator_secret_file)}
+    secrets = [Path(extravars["tacops_secrets_file"])] if "tacops_secrets_file" in extravars else []
     result = run_playbook(ctx.playbook(playbook), ctx.inventory_path, extravars=extravars, limit=limit,
-                          on_event=ctx.on_event,
+                          on_event=ctx.on_event, extra_vars_files=secrets,
                           keep_stdout=ctx.work_dir / "logs" / f"{playbook}.{new_set_id()}.log")
     raise_for_result(result)
     return result
