@@ -61,3 +61,11 @@ def test_tree_special_files(tmp_path):
     assert sparse.st_blocks * 512 < static_tree.SPARSE_BYTES // 2
 
     assert os.getxattr(tmp_path / static_tree.XATTR_PATH, static_tree.XATTR_NAME) == static_tree.XATTR_VALUE
+
+
+def test_second_run_keeps_ctimes(tmp_path):
+    static_tree.generate(tmp_path)
+    before = {path: path.lstat().st_ctime_ns for path in tmp_path.rglob("*")}
+    static_tree.generate(tmp_path)
+    after = {path: path.lstat().st_ctime_ns for path in tmp_path.rglob("*")}
+    assert before == after
