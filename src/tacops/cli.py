@@ -265,9 +265,11 @@ def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
             for check in failed:
                 console.print(f"[red]✗[/red] {check.host} {check.check}")
                 for difference in check.differences:
+                    item = difference.get("item")
+                    if difference.get("attribute"):
+                        item = f"{item} ({difference['attribute']})"
                     console.print("    " + _("{item}: expected {expected!r}, found {found!r}").format(
-                        item=difference.get("item"), expected=difference.get("expected"),
-                        found=difference.get("found")), markup=False)
+                        item=item, expected=difference.get("expected"), found=difference.get("found")), markup=False)
             console.print(_("{passed} checks passed, {failed} failed.").format(
                 passed=len(result.checks) - len(failed), failed=len(failed)))
             return ExitCode.DIFFERENCES if failed else ExitCode.OK
@@ -288,7 +290,21 @@ def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
     return ExitCode.UNEXPECTED
 
 
+def _bind_argparse_catalog() -> None:
+    """Make argparse's own texts (usage, errors) follow the locale too.
+
+    argparse looks its texts up in gettext's global domain, so that domain is pointed at
+    the catalog tacops ships for argparse.
+    """
+    import gettext
+    from importlib import resources
+
+    gettext.bindtextdomain("argparse", str(resources.files("tacops") / "locale"))
+    gettext.textdomain("argparse")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _bind_argparse_catalog()
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
@@ -303,6 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print(_("Interrupted."))
         return int(ExitCode.INTERRUPTED)
+    except Exception as error:  # noqa: BLE001 - a bug: report it with its traceback at -v
+        logging.getLogger("tacops").debug("unexpected error", exc_info=True)
+        console.print(_("Unexpected error: {error}").format(error=f"{type(error).__name__}: {error}"), markup=False)
+        console.print(_("Run the command again with -vv to see the traceback, and report it."), markup=False)
+        return int(ExitCode.UNEXPECTED)
 
 
 if __name__ == "__main__":

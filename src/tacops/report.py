@@ -151,7 +151,10 @@ def render_summary(report: DrillReport) -> str:
     lines.append("")
     lines.append(_("Differences: {count}").format(count=len(differences)))
     for difference in differences[:200]:
-        lines.append(f"  {difference.get('host')} [{difference.get('family')}] {difference.get('item')}: "
+        item = difference.get("item")
+        if difference.get("attribute"):
+            item = f"{item} ({difference['attribute']})"
+        lines.append(f"  {difference.get('host')} [{difference.get('family')}] {item}: "
                      + _("expected {expected!r}, found {found!r}").format(expected=difference.get("expected"),
                                                                         found=difference.get("found")))
     if len(differences) > 200:

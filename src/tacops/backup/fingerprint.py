@@ -9,6 +9,7 @@ family, so a report can name each changed path, package, unit, table or route.
 from __future__ import annotations
 
 import json
+import re
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -232,7 +233,8 @@ def compare(expected: dict, found: dict, *, family: str, mode: Mode = "operation
         return [Difference(host, family, f"({family})", "collected" if side == "found" else "not collected",
                            "not collected" if side == "found" else "collected")]
     if family == "trees":
-        return _compare_trees(context, expected["trees"], found["trees"], part)
+        sleeping = _sleeping_units(expected) if mode == "sleep" else set()
+        return _compare_trees(context, expected["trees"], found["trees"], part, sleeping)
     if family == "databases":
         return _compare_databases(context, expected["databases"], found["databases"], part)
     differences = context.status(f"({family})", expected[family], found[family])
@@ -328,13 +330,25 @@ def _compare_units(context: _Context, expected: dict, found: dict, mode: Mode) -
     return context.mapping(wanted, found["units"].get("items", {}), skip_item=lambda name: name in ignored)
 
 
+def _template_of(unit: str) -> str:
+    """Return ``name.service`` for an instance ``name@instance.service``, else ``unit``.
+
+    Debian's postgresql.service starts its clusters as postgresql@15-main.service, so
+    stopping the former stops the sockets of the latter; the same holds for any template.
+    """
+    name, at, rest = unit.partition("@")
+    if not at:
+        return unit
+    return f"{name}.{rest.rpartition('.')[2]}"
+
+
 def _compare_sockets(context: _Context, expected: dict, found: dict, mode: Mode) -> list[Difference]:
     wanted = dict(expected["sockets"].get("items", {}))
     ignored = _ignored_units(context.identity)
     if mode == "sleep":
         sleeping = _sleeping_units(expected)
         wanted = {name: entry for name, entry in wanted.items()
-                  if not set(entry.get("unit", "").split(",")) & sleeping}
+                  if not {_template_of(unit) for unit in entry.get("unit", "").split(",")} & sleeping}
 
     def skip(name: str) -> bool:
         entry = wanted.get(name) or found["sockets"].get("items", {}).get(name) or {}
@@ -355,9 +369,12 @@ def _summary(entry: dict) -> str:
 
 def _compare_entry(context: _Context, path: str, expected: dict, found: dict) -> list[Difference]:
     differences = []
+    # Directory mtimes change whenever an entry is added, and symlink mtimes whenever
+    # `systemctl enable` recreates a link; neither says anything about the content.
     is_dir = expected.get("type") == "dir" and found.get("type") == "dir"
+    is_symlink = expected.get("type") == "symlink" and found.get("type") == "symlink"
     keys = (set(expected) | set(found)) - set(TREE_KEYS_NOT_COMPARED) - {"xattrs"}
-    if is_dir:
+    if is_dir or is_symlink:
         keys.discard("mtime_ns")
     for key in sorted(keys):
         if expected.get(key) != found.get(key):
@@ -371,7 +388,22 @@ def _compare_entry(context: _Context, path: str, expected: dict, found: dict) ->
     return differences
 
 
-def _compare_tree(context: _Context, root: str, expected: dict, found: dict) -> list[Difference]:
+def _is_enablement_link(path: str, units: set[str]) -> bool:
+    """Return True for the links that `systemctl enable` makes for one of ``units``.
+
+    Sleep mode disables the CT units, so their links in .wants/.requires folders and
+    their SysV rc links are expected to differ from the fingerprint of the running host.
+    """
+    parent, _, name = path.rpartition("/")
+    if parent.startswith("/etc/systemd/system/") and parent.endswith((".wants", ".requires")):
+        return name in units
+    if re.fullmatch(r"/etc/rc[0-6S]\.d", parent) and re.fullmatch(r"[SK][0-9]{2}.+", name):
+        return f"{name[3:]}.service" in units
+    return False
+
+
+def _compare_tree(context: _Context, root: str, expected: dict, found: dict,
+                  sleeping: set[str] = frozenset()) -> list[Difference]:
     differences = context.status(root, expected, found)
     if differences:
         return differences
@@ -385,6 +417,8 @@ def _compare_tree(context: _Context, root: str, expected: dict, found: dict) -> 
         path = absolute(relative)
         if context.identity is not None and context.identity.path_is_ignored(path):
             continue
+        if sleeping and _is_enablement_link(path, sleeping):
+            continue
         if relative not in found_items:
             differences.append(context.difference(path, _summary(expected_items[relative]), "missing"))
         elif relative not in expected_items:
@@ -394,7 +428,8 @@ def _compare_tree(context: _Context, root: str, expected: dict, found: dict) -> 
     return differences
 
 
-def _compare_trees(context: _Context, expected: dict, found: dict, part: str | None) -> list[Difference]:
+def _compare_trees(context: _Context, expected: dict, found: dict, part: str | None,
+                   sleeping: set[str] = frozenset()) -> list[Difference]:
     roots = [part] if part is not None else sorted(set(expected) | set(found))
     differences = []
     for root in roots:
@@ -402,7 +437,7 @@ def _compare_trees(context: _Context, expected: dict, found: dict, part: str | N
             differences.append(context.difference(root, "collected" if root in expected else "not collected",
                                                   "collected" if root in found else "not collected"))
             continue
-        differences.extend(_compare_tree(context, root, expected[root], found[root]))
+        differences.extend(_compare_tree(context, root, expected[root], found[root], sleeping))
     return differences
 
 

@@ -285,13 +285,18 @@ def _restic_on_controller(ctx: Context, replica: str, password: str, args: list[
 def _reapply_lost_attributes(root: Path, fingerprint: dict[str, Any]) -> dict[str, int]:
     """Re-apply what restic 0.14 does not restore: file flags (chattr) and holes of sparse files."""
     counts = {"flags": 0, "sparse": 0}
-    for tree, entries in (fingerprint.get("trees") or {}).items():
-        for relative, entry in entries.items():
+    for tree, family in (fingerprint.get("trees") or {}).items():
+        for relative, entry in (family.get("items") or {}).items():
             target = root / tree.lstrip("/") / relative if relative not in ("", ".") else root / tree.lstrip("/")
             if entry.get("type") != "file" or not target.exists():
                 continue
             if entry.get("sparse"):
+                # Punching holes sets the mtime: put the recorded one back, or rsync and the
+                # identity checks would see a changed file.
                 subprocess.run(["fallocate", "--dig-holes", str(target)], check=False, capture_output=True)
+                if entry.get("mtime_ns") is not None:
+                    stat = target.stat()
+                    os.utime(target, ns=(stat.st_atime_ns, int(entry["mtime_ns"])))
                 counts["sparse"] += 1
             flags = entry.get("flags")
             if flags and any(letter in str(flags) for letter in "ia"):
