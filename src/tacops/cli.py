@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
 
     backup = command("backup", _("back up every CT host onto every backup host"))
     backup.add_argument("--dry-run", action="store_true", help=_("print what would be done and touch nothing"))
+    backup.add_argument("--keep-last", type=int, metavar="N",
+                        help=_("retention: keep the N newest complete backup sets (default: 7)"))
+    backup.add_argument("--keep-within-days", type=int, metavar="DAYS",
+                        help=_("retention: also keep every set younger than DAYS days (default: 30)"))
 
     backups = command("backups", _("inspect the backup sets"))
     backups.add_argument("action", choices=["list"])
@@ -242,7 +246,7 @@ def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
                 console.print(_("Lab down: no host, mount, namespace or link of the lab is left."))
             return ExitCode.OK
         if args.command == "backup":
-            outcome = operations.backup(ctx)
+            outcome = operations.backup(ctx, keep_last=args.keep_last, keep_within_days=args.keep_within_days)
             console.print(_("Backup set {set_id} written and verified on every replica in {seconds} s.").format(
                 set_id=outcome.set_id, seconds=outcome.seconds))
             return ExitCode.OK

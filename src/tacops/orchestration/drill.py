@@ -78,7 +78,6 @@ def run_drill(ctx: Context, *, report_dir: Path, restore_mode: str = "sleep",
 
         restored = stage("restore", lambda: operations.restore(ctx, mode=restore_mode, set_id=outcome.set_id))
         report.replica_used = restored.replica
-        report.replicas = restored.verifications or report.replicas
         for host, data in restored.hosts.items():
             report.hosts.setdefault(host, {})["bytes_restored"] = data.get("bytes_restored")
 

@@ -38,15 +38,17 @@ def new_set_id(now: dt.datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ")
 
 
-def _run(ctx: Context, playbook: str, extravars: dict[str, Any], *, limit: str | None = None):
+def _run(ctx: Context, playbook: str, extravars: dict[str, Any], *, limit: str | None = None,
+         check_result: bool = True):
     ctx.write_inventory()
     if ctx.operator_secret_file:
         extravars = {**extravars, "tacops_operator_secret_file": str(ctx.operator_secret_file)}
     secrets = [Path(extravars["tacops_secrets_file"])] if "tacops_secrets_file" in extravars else []
     result = run_playbook(ctx.playbook(playbook), ctx.inventory_path, extravars=extravars, limit=limit,
                           on_event=ctx.on_event, extra_vars_files=secrets,
-                          keep_stdout=ctx.work_dir / "logs" / f"{playbook}.{new_set_id()}.log")
-    raise_for_result(result)
+                          keep_stdout=ctx.work_dir / "logs" / f"{playbook.replace('/', '-')}.{new_set_id()}.log")
+    if check_result:
+        raise_for_result(result)
     return result
 
 
@@ -124,7 +126,7 @@ def plan_backup(ctx: Context) -> BackupPlan:
     return BackupPlan(new_set_id(), hosts, ctx.backup_host_names(), list(ctx.description.os_image.exclude))
 
 
-def backup(ctx: Context) -> BackupOutcome:
+def backup(ctx: Context, *, keep_last: int | None = None, keep_within_days: int | None = None) -> BackupOutcome:
     started = time.monotonic()
     plan = plan_backup(ctx)
 
@@ -139,6 +141,8 @@ def backup(ctx: Context) -> BackupOutcome:
             "tacops_secrets_file": str(secrets_path),
             "tacops_work_dir": str(ctx.work_dir),
             "tacops_operator_secret_file": str(ctx.operator_secret_file or ""),
+            **({"tacops_keep_last": keep_last} if keep_last is not None else {}),
+            **({"tacops_keep_within_days": keep_within_days} if keep_within_days is not None else {}),
         })
     manifest = result.facts.get("localhost", {}).get("tacops_result_set", {})
     return BackupOutcome(plan.set_id, manifest, round(time.monotonic() - started, 1),
@@ -186,7 +190,13 @@ def sleep(ctx: Context) -> dict[str, Any]:
     material, _host = ctx.read_key_material()
     ctx.progress(_("Verifying every replica before anything stops"))
     with ctx.secrets_file(material) as secrets_path:
-        result = _run(ctx, "sleep.yml", {"tacops_secrets_file": str(secrets_path)})
+        result = _run(ctx, "sleep.yml", {"tacops_secrets_file": str(secrets_path)}, check_result=False)
+    gate = [failure for failure in result.failures if failure["host"] == "localhost"]
+    if gate:
+        raise IntegrityError(
+            _("Sleep refused, the CT system keeps running: {message}").format(message=gate[0]["message"]),
+            hint=_("Repair or replace the failing replica, run `tacops backup`, then put the system to sleep."))
+    raise_for_result(result)
     verification = result.facts.get("localhost", {}).get("tacops_result_verification", [])
 
     if ctx.profile == "lab":
@@ -404,6 +414,8 @@ def verify(ctx: Context, *, mode: str, set_id: str | None = None, hosts: list[st
     from tacops.checks.runner import run_checks
 
     selected = _select_hosts(ctx, hosts, None)
+    for host in selected:
+        ctx.lab.transport(host).run(["true"], timeout=30)
     manifests, _source = list_backup_sets(ctx)
     manifest = _pick_set(manifests, set_id)
     fingerprints_dir = ctx.work_dir / manifest.set_id / "fingerprints"

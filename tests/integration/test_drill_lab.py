@@ -1,0 +1,189 @@
+"""Restore drills on the real lab: systemd-nspawn hosts, SSH, Ansible, restic, PostgreSQL.
+
+The tests share one lab and run in the order written: each one leaves the CT system
+running (or puts it back) for the next. They plant real faults: a changed file on a
+restored host, a dead backup host, bytes flipped in repository files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tacops.foundation.description import load_description
+from tacops.foundation.transport import SSHTransport
+from tacops.lab import Lab
+
+pytestmark = pytest.mark.lab
+
+REPOSITORY = "/srv/tacops/repository"
+CONFIG_JSON = "/var/www/static/json/version-35/Config/config.json"
+# Faults that one test plants and the next one uses, then repairs.
+planted: dict[str, tuple[str, str]] = {}
+
+
+def tacops(*args: str, check_rc: int | None = 0) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "tacops", *args], capture_output=True, text=True,
+                            env=dict(os.environ, COLUMNS="200"), timeout=1800)
+    if check_rc is not None:
+        assert result.returncode == check_rc, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    lab = Lab(load_description())
+    tacops("lab", "up")
+    yield lab
+    tacops("lab", "down")
+
+
+def ssh(lab: Lab, host: str, command: str, *, input: bytes | None = None) -> str:
+    return SSHTransport(host, lab.ssh_config).run(["sh", "-c", command], input=input).text
+
+
+FLIP_SCRIPT = r"""
+import os, sys
+path = sys.argv[1]
+with open(path, "r+b") as handle:
+    handle.seek(200)
+    byte = handle.read(1)
+    handle.seek(200)
+    handle.write(bytes([byte[0] ^ 0xFF]))
+print(byte.hex())
+"""
+
+
+def flip_pack(lab: Lab, backup_host: str) -> tuple[str, str]:
+    """Flip one byte of the largest data file of a replica; return (path, original byte in hex)."""
+    path = ssh(lab, backup_host, f"find {REPOSITORY}/data -type f -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2").strip()
+    assert path, f"no data file on {backup_host}"
+    ssh(lab, backup_host, f"chmod u+w {path}")
+    original = ssh(lab, backup_host, f"python3 - {path}", input=FLIP_SCRIPT.encode()).strip()
+    return path, original
+
+
+def repair_pack(lab: Lab, backup_host: str, flipped: tuple[str, str]) -> None:
+    """Flip the byte back: the file matches its SHA-256 name again."""
+    path, _original = flipped
+    ssh(lab, backup_host, f"python3 - {path}", input=FLIP_SCRIPT.encode())
+    name = path.rsplit("/", 1)[1]
+    assert ssh(lab, backup_host, f"sha256sum {path}").split()[0] == name
+
+
+def repository_listing(lab: Lab, backup_host: str) -> str:
+    return ssh(lab, backup_host, f"cd {REPOSITORY} && find . -type f ! -path './locks/*' -exec sha256sum {{}} + | sort")
+
+
+def snapshot_ids(lab: Lab, backup_host: str) -> list[str]:
+    return sorted(ssh(lab, backup_host, f"ls {REPOSITORY}/snapshots").split())
+
+
+class TestDrillOnLab:
+    def test_full_drill_passes(self, lab, tmp_path_factory):
+        report_dir = tmp_path_factory.mktemp("drill")
+        result = tacops("drill", "--report-dir", str(report_dir))
+        report = json.loads((report_dir / "report.json").read_text())
+        assert report["result"] == "identical"
+        assert report["replica_used"] == "backup-a"
+        assert report["difference_count"] == 0
+        assert {stage["name"] for stage in report["stages"]} >= {
+            "backup", "sleep", "restore", "verify (sleep mode)", "wake", "verify (operation mode)"}
+        assert all(stage["status"] in ("passed", "skipped") for stage in report["stages"])
+        assert report["recovery_seconds"] > 0
+        families = {check["family"] for check in report["checks"]}
+        assert families >= {"packages", "units", "sockets", "users", "trees", "databases", "hsm", "routes"}
+        for host in ("robert-ws", "robert-crypto", "submission-code", "static-zone"):
+            assert report["hosts"][host]["bytes_read"] > 0
+            assert report["hosts"][host]["bytes_restored"] > 0
+        junit = (report_dir / "report.xml").read_text()
+        assert "identity.robert-crypto" in junit
+        assert "<failure" not in junit
+        assert "/var/log" in (report_dir / "summary.txt").read_text()
+        assert "IDENTICAL" in result.stdout
+
+    def test_changed_file_fails_verify(self, lab):
+        original = ssh(lab, "static-zone", f"stat -c %Y {CONFIG_JSON} && sha256sum {CONFIG_JSON}")
+        ssh(lab, "static-zone", f"chattr -i {CONFIG_JSON} 2>/dev/null; printf ' ' >> {CONFIG_JSON}")
+        result = tacops("verify", "--host", "static-zone", check_rc=3)
+        assert CONFIG_JSON in result.stderr
+        assert "sha256" in result.stderr
+        ssh(lab, "static-zone", f"truncate -s -1 {CONFIG_JSON} && touch -d @{original.split()[0]} {CONFIG_JSON}")
+        tacops("verify", "--host", "static-zone")
+
+    def test_unreachable_host_named(self, lab):
+        sets_before = tacops("backups", "list").stdout
+        lab.stop_host("submission-code")
+        try:
+            result = tacops("verify", "--host", "submission-code", check_rc=4)
+            assert "submission-code" in result.stderr
+            result = tacops("backup", check_rc=4)
+            assert "submission-code" in result.stderr
+            assert tacops("backups", "list").stdout == sets_before
+        finally:
+            lab.boot_host("submission-code")
+
+    def test_corrupt_replica_blocks_sleep(self, lab):
+        flipped = flip_pack(lab, "backup-b")
+        try:
+            result = tacops("sleep", check_rc=5)
+            assert "backup-b" in result.stderr
+            assert flipped[0].rsplit("/", 1)[1][:12] in result.stderr.replace("\n", "")
+            status = tacops("lab", "status").stdout
+            for host in ("robert-ws", "robert-crypto", "submission-code", "static-zone"):
+                line = next(line for line in status.splitlines() if line.startswith(host))
+                assert "running" in line
+            assert ssh(lab, "robert-crypto", "systemctl is-active postgresql").strip() == "active"
+        finally:
+            repair_pack(lab, "backup-b", flipped)
+
+    def test_retention_twice_keeps_replicas_equal(self, lab):
+        tacops("backup", "--keep-last", "1", "--keep-within-days", "0")
+        tacops("backup", "--keep-last", "1", "--keep-within-days", "0")
+        ids_a = snapshot_ids(lab, "backup-a")
+        ids_b = snapshot_ids(lab, "backup-b")
+        assert ids_a == ids_b
+        assert len(ids_a) == 8  # one set: an OS and an application image of four hosts
+        assert repository_listing(lab, "backup-a") == repository_listing(lab, "backup-b")
+        listed = tacops("backups", "list").stdout
+        assert listed.count("complete") == 1
+
+    def test_both_replicas_corrupt_restore_refuses(self, lab):
+        tacops("sleep")
+        flipped_a = flip_pack(lab, "backup-a")
+        flipped_b = flip_pack(lab, "backup-b")
+        before = (repository_listing(lab, "backup-a"), repository_listing(lab, "backup-b"))
+        result = tacops("restore", check_rc=5)
+        assert "backup-a" in result.stderr
+        assert "backup-b" in result.stderr
+        assert (repository_listing(lab, "backup-a"), repository_listing(lab, "backup-b")) == before
+        assert all(item.root == "absent" for name, item in lab.status().items() if name.startswith(("robert", "sub", "static")))
+        repair_pack(lab, "backup-b", flipped_b)
+        # backup-a stays corrupt for the next test.
+        planted["backup-a"] = flipped_a
+
+    def test_corrupt_primary_restores_from_second(self, lab):
+        flipped_a = planted.pop("backup-a")
+        try:
+            result = tacops("restore", "--mode", "operation")
+            assert "backup-b" in result.stderr
+            tacops("verify")
+        finally:
+            repair_pack(lab, "backup-a", flipped_a)
+
+    def test_dead_backup_host_restores_from_second(self, lab):
+        tacops("sleep")
+        lab.stop_host("backup-a")
+        try:
+            result = tacops("restore", "--mode", "operation")
+            assert "from backup-b" in result.stderr
+            tacops("verify")
+        finally:
+            lab.boot_host("backup-a")
