@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -112,3 +113,19 @@ def mark_updated(root: Path) -> None:
         marker = root / directory / ".updated"
         marker.write_text(content)
         os.utime(marker, ns=(usr_mtime, usr_mtime))
+
+
+def remove_tree(path: Path) -> None:
+    """Delete ``path`` and everything under it, immutable and append-only files included.
+
+    A root restored from a backup keeps the file flags of the original (chattr +i), and
+    rmtree cannot delete such files until the flags are cleared.
+    """
+    if not path.exists() and not path.is_symlink():
+        return
+    try:
+        shutil.rmtree(path)
+        return
+    except PermissionError:
+        subprocess.run(["chattr", "-R", "-f", "-i", "-a", str(path)], capture_output=True, check=False)
+    shutil.rmtree(path)

@@ -217,7 +217,7 @@ class Lab:
         errors += network.remove_network(self.network.bridge)
         hosts_dir = self.root / "hosts"
         if hosts_dir.exists() and not hostfs.mounts_under(hosts_dir):
-            shutil.rmtree(hosts_dir)
+            hostfs.remove_tree(hosts_dir)
         self.state_file.unlink(missing_ok=True)
         for path in (self.ssh_config, self.known_hosts):
             path.unlink(missing_ok=True)
@@ -612,6 +612,6 @@ class Lab:
         host_dir = self._host_dir(host)
         hostfs.unmount_all(host_dir)
         for name in ("merged", "upper", "work"):
-            shutil.rmtree(host_dir / name, ignore_errors=True)
+            hostfs.remove_tree(host_dir / name)
         for restored in host_dir.glob("restored-*"):
-            shutil.rmtree(restored, ignore_errors=True)
+            hostfs.remove_tree(restored)
