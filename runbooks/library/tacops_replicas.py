@@ -210,7 +210,13 @@ def main():
         module.no_log_values.add(password)
         secret = operator_secret(params.get("operator_secret_file") or None)
         if params["action"] == "init":
-            results = _replica_set(params).init_replicas(password)
+            from tacops.backup import restic
+
+            replicas = _replica_set(params)
+            results = replicas.init_replicas(password)
+            # Open the primary now, so that a wrong password stops the run with a clear
+            # error before the CT hosts' restic runs fail behind no_log.
+            restic.cat_config(replicas.primary.repository, password)
             module.exit_json(changed=bool(results), replicas=sorted(results))
         elif params["action"] == "finish":
             _finish(module, params, password, secret)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tacops.foundation.description import load_description
 from tacops.foundation.transport import SSHTransport
@@ -187,3 +188,30 @@ class TestDrillOnLab:
             tacops("verify")
         finally:
             lab.boot_host("backup-a")
+
+    def test_wrong_operator_secret_exits_6(self, lab, tmp_path):
+        secret = tmp_path / "operator-secret"
+        secret.write_text("not-the-operator-secret\n")
+        secret.chmod(0o600)
+        result = tacops("--operator-secret-file", str(secret), "backups", "list", check_rc=6)
+        assert "TACOPS_OPERATOR_SECRET_FILE" in result.stderr
+
+    def test_wrong_repository_password_plain_ansible(self, lab, tmp_path):
+        inventory = tmp_path / "inventory.yml"
+        secrets = tmp_path / "secrets.yml"
+        tacops("inventory", "--output", str(inventory))
+        tacops("custody", "export", "--to", str(secrets))
+        values = yaml.safe_load(secrets.read_text())
+        values["tacops_repository_password"] = "a-wrong-repository-password"
+        secrets.write_text(yaml.safe_dump(values))
+        sets_before = tacops("backups", "list").stdout
+        playbook = Path(__file__).resolve().parents[2] / "runbooks" / "backup.yml"
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook),
+             "-e", "tacops_set_id=20300101T000000Z", "-e", f"tacops_secrets_file={secrets}"],
+            capture_output=True, text=True, timeout=600)
+        assert result.returncode != 0
+        assert "backup-a" in result.stdout
+        assert "password" in result.stdout
+        assert "a-wrong-repository-password" not in result.stdout + result.stderr
+        assert tacops("backups", "list").stdout == sets_before
