@@ -95,6 +95,9 @@ def _finish(module, params, password, secret):
                          + "; ".join(f"{v.replica}: {v.reason()}" for v in failed),
                          replicas=[_verification_dict(v) for v in verifications])
     ids = replicas.snapshot_ids(password)
+    if len({tuple(sorted(listing)) for listing in ids.values()}) > 1:
+        module.fail_json(msg="The replicas hold different snapshots after the mirror: "
+                         + "; ".join(f"{name}: {len(listing)} snapshots" for name, listing in ids.items()))
 
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     primary_ids = ids[replicas.primary.name]
@@ -118,12 +121,13 @@ def _finish(module, params, password, secret):
             bytes_added=int(app.get("data_added", 0)) + int(os_image.get("data_added", 0)),
             files=int(app.get("total_files_processed", 0)) + int(os_image.get("total_files_processed", 0)),
         )
+    set_snapshots = {entry.os_snapshot for entry in hosts.values()} | {entry.app_snapshot for entry in hosts.values()}
     replica_records = {}
     for verification in verifications:
         name = verification.replica
         replica_records[name] = ReplicaEntry(
             repository_id=restic.cat_config(replicas.by_name(name).repository, password).get("id", ""),
-            snapshot_ids=sorted(ids[name]), files=verification.files_checked, bytes=verification.bytes_checked,
+            snapshot_ids=sorted(set(ids[name]) & set_snapshots), files=verification.files_checked, bytes=verification.bytes_checked,
             verified=True, verified_at=now,
             mirror_bytes=getattr(mirrored.get(name), "bytes_copied", 0) if name in mirrored else 0,
         )
@@ -170,7 +174,7 @@ def _verify(module, params, password, secret):
     newest = max(complete, key=lambda m: m.set_id)
     ids = replicas.snapshot_ids(password) if all(v.ok for v in verifications) else {}
     for record in result:
-        wanted = set(newest.replicas.get(record["replica"]).snapshot_ids) if record["replica"] in newest.replicas else set()
+        wanted = set(newest.host_snapshot_ids())
         if record["ok"] and not wanted.issubset(set(ids.get(record["replica"], []))):
             record["ok"] = False
             record["error"] = f"snapshots of backup set {newest.set_id} missing"

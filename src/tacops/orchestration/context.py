@@ -1,4 +1,4 @@
-"""What every operation needs: the description, the lab, the inventory and the secrets."""
+"""The context of every operation: the description, the lab, the inventory and the secrets."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import yaml
 
 from tacops.backup.custody import CustodyStore, KeyMaterial, operator_secret
 from tacops.foundation.description import SystemDescription, default_description_path, load_description
-from tacops.foundation.errors import IntegrityError, TacopsError, UnreachableError
+from tacops.foundation.errors import UnreachableError
 from tacops.foundation.i18n import _
 from tacops.foundation.inventory import write_inventory
 from tacops.foundation.paths import runbooks_dir, state_dir
@@ -94,7 +94,7 @@ class Context:
         return CustodyStore(self.backup_transport(host), base=CUSTODY_PATH)
 
     def read_key_material(self) -> tuple[KeyMaterial, str]:
-        """Unseal the key material from the first backup host that answers; return it with that host."""
+        """Unseal the key material from the first backup host that responds; return it with that host."""
         secret = self.operator_secret()
         failures: list[str] = []
         for host in self.backup_host_names():
@@ -133,9 +133,3 @@ class Context:
             "tacops_hsm_so_pin": material.hsm_so_pin.get_secret_value(),
         }))
 
-
-def describe_error(error: TacopsError) -> str:
-    return error.message + (f"\n{error.hint}" if error.hint else "")
-
-
-__all__ = ["Context", "IntegrityError", "BACKUP_USER", "REPOSITORY_PATH", "CUSTODY_PATH"]

@@ -153,7 +153,7 @@ def backup(ctx: Context, *, keep_last: int | None = None, keep_within_days: int 
 
 
 def list_backup_sets(ctx: Context) -> tuple[list[BackupSetManifest], str]:
-    """Return the manifests of every backup set, read from the first backup host that answers."""
+    """Return the manifests of every backup set, read from the first backup host that responds."""
     secret = ctx.operator_secret()
     failures = []
     for host in ctx.backup_host_names():
@@ -161,7 +161,7 @@ def list_backup_sets(ctx: Context) -> tuple[list[BackupSetManifest], str]:
             return ctx.custody(host).list_manifests(secret), host
         except UnreachableError as error:
             failures.append(f"{host}: {error.message}")
-    raise UnreachableError(_("No backup host answers:\n{details}").format(details="\n".join(failures)),
+    raise UnreachableError(_("No backup host responds:\n{details}").format(details="\n".join(failures)),
                            host=",".join(ctx.backup_host_names()))
 
 
