@@ -128,8 +128,9 @@ def render_summary(report: DrillReport) -> str:
         seconds=report.recovery_seconds))
     lines.append("")
     lines.append(_("Stages:"))
+    statuses = {"passed": _("passed"), "failed": _("failed"), "skipped": _("skipped")}
     for stage in report.stages:
-        lines.append(f"  {stage.name:<28} {stage.seconds:>8.1f} s  {stage.status}"
+        lines.append(f"  {stage.name:<28} {stage.seconds:>8.1f} s  {statuses.get(stage.status, stage.status)}"
                      + (f"  {stage.detail}" if stage.detail and stage.status != "passed" else ""))
     lines.append("")
     lines.append(_("Hosts:"))
