@@ -5,5 +5,24 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${TACOPS_VENV:-/opt/tacops/venv}
 bash "$here/scripts/install.sh"
+
+# Tools the unit tests drive on this machine: a PostgreSQL server (started by the tests
+# on a Unix socket in a temporary directory), SoftHSM2 with PyKCS11, and the attribute
+# tools. A policy-rc.d keeps the packaged PostgreSQL cluster from starting on install.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod +x "$policy"
+  created_policy=1
+  trap 'rm -f "$policy"' EXIT
+fi
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+  postgresql-15 softhsm2 python3-pykcs11 libcap2-bin attr acl e2fsprogs
+if [ "$created_policy" = 1 ]; then
+  rm -f "$policy"
+  trap - EXIT
+fi
+
 cd "$here"
-exec "$venv/bin/python" -m pytest -p no:cacheprovider -ra "$@" tests
+"$venv/bin/python" -m pytest -p no:cacheprovider -ra "$@" tests
