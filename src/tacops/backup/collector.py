@@ -286,6 +286,50 @@ def hash_file(fd: int) -> str:
         digest.update(chunk)
 
 
+# SHA-256 of regular files by (device, inode, size, mtime, ctime): a file whose key is
+# unchanged has unchanged content, because any write or metadata change sets the ctime
+# and no system call sets it back (only a change of the system clock could fake one).
+# HASHES_SEEN doubles as a memo for trees that overlap, such as /etc and /etc/apache2.
+HASHES_KNOWN: dict[str, str] = {}
+HASHES_SEEN: dict[str, str] = {}
+
+
+def hash_key(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def cached_hash(st: os.stat_result, fd: int) -> str:
+    key = hash_key(st)
+    digest = HASHES_SEEN.get(key) or HASHES_KNOWN.get(key) or hash_file(fd)
+    HASHES_SEEN[key] = digest
+    return digest
+
+
+def load_hash_cache(path: str | None) -> None:
+    """Load the hashes of an earlier run; a missing or damaged cache only costs time."""
+    if not path:
+        return
+    try:
+        with open(path, encoding="utf-8") as handle:
+            HASHES_KNOWN.update(json.load(handle))
+    except (OSError, ValueError) as error:
+        log(f"hash cache {path} not used: {error}")
+
+
+def save_hash_cache(path: str | None) -> None:
+    """Keep only the hashes of this run, so the cache never grows past the trees' size."""
+    if not path:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        temporary = f"{path}.tmp"
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+            json.dump(HASHES_SEEN, handle)
+        os.replace(temporary, path)
+    except OSError as error:
+        log(f"hash cache {path} not written: {error}")
+
+
 FILE_TYPES = (
     (stat.S_ISREG, "file"), (stat.S_ISDIR, "dir"), (stat.S_ISLNK, "symlink"), (stat.S_ISFIFO, "fifo"),
     (stat.S_ISCHR, "char"), (stat.S_ISBLK, "block"), (stat.S_ISSOCK, "socket"),
@@ -324,7 +368,7 @@ def describe(path: str, st: os.stat_result) -> dict:
             if flags is not None:
                 entry["flags"] = flags
             if kind == "file":
-                entry["sha256"] = hash_file(fd)
+                entry["sha256"] = cached_hash(st, fd)
         except OSError as error:
             entry["error"] = f"read failed: {error.strerror}"
         finally:
@@ -379,7 +423,9 @@ def collect_trees(params: dict) -> dict:
     ignore = list(params.get("ignore") or [])
     roots = list(dict.fromkeys(list(params.get("system_trees") or []) + list(params.get("application_trees") or [])))
     inodes: dict = {}
+    load_hash_cache(params.get("hash_cache"))
     trees = {root: walk_tree(root, ignore, inodes) for root in roots}
+    save_hash_cache(params.get("hash_cache"))
     # A hard link group is named by the lowest path that has the inode, so the name is
     # the same on any host that has the same links.
     for entries in inodes.values():
