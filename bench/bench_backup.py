@@ -154,6 +154,11 @@ def main() -> int:
     return 0
 
 
+def cell(text: str) -> str:
+    """Escape the pipes of a Markdown table cell (the names of shell pipelines have some)."""
+    return text.replace("|", "\\|")
+
+
 def write_report(path: Path, results: dict[str, dict]) -> None:
     full = results["tacops backup (full)"]["seconds"]
     fingerprint_seconds = results["fingerprint (all hosts, parallel)"]["seconds"]
@@ -186,9 +191,9 @@ def write_report(path: Path, results: dict[str, dict]) -> None:
         "| measure | seconds |",
         "|---|---|",
     ]
-    lines += [f"| {name} | {item['seconds']:.1f} |" for name, item in results.items()]
+    lines += [f"| {cell(name)} | {item['seconds']:.1f} |" for name, item in results.items()]
     lines += ["", "| ratio | value | target |", "|---|---|---|"]
-    lines += [f"| {name} | {value:.2f} | {target} |" for name, value, target in rows]
+    lines += [f"| {cell(name)} | {value:.2f} | {target} |" for name, value, target in rows]
     lines += ["", f"Peak memory: the tacops process {peak_self:.0f} MiB (target ≤ 300 MiB); the largest child "
               f"process (ansible-playbook, restic, ssh, pytest) {peak_children:.0f} MiB.", ""]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -16,6 +16,8 @@ import hashlib
 import json
 import logging
 import re
+import shlex
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -281,16 +283,18 @@ def mirror(source: Replica, target: Replica, *, delete_extra: bool = False) -> M
         _check_same_repository(source, target)
     target.transport.run(["sh", "-c", _SKELETON, "skeleton", target.path], timeout=120)
 
-    to_copy = [path for path, size in wanted.items() if target_files.get(path) != size]
-    for relative in _sorted_by_order(to_copy, COPY_ORDER):
-        folder = classify(relative) or CONFIG
-        data, digest = _read_source_file(source, relative, wanted[relative], folder)
-        _write_target_file(target, relative, data, digest)
+    to_copy = _sorted_by_order([path for path, size in wanted.items() if target_files.get(path) != size],
+                               COPY_ORDER)
+    if to_copy:
+        expected = _check_source_files(source, to_copy, wanted)
+        _stream_files(source, target, to_copy)
+        _install_received_files(target, expected)
+    for relative in to_copy:
         if relative in target_files:
             result.files_replaced += 1
             log.warning("mirror %s -> %s: replaced %s, whose size differed", source.name, target.name, relative)
         result.files_copied += 1
-        result.bytes_copied += len(data)
+        result.bytes_copied += wanted[relative]
 
     if delete_extra:
         extra = [path for path in target_files if path not in wanted and classify(path) not in (None, CONFIG)]
@@ -301,6 +305,136 @@ def mirror(source: Replica, target: Replica, *, delete_extra: bool = False) -> M
     log.info("mirror %s -> %s: %d file(s), %d bytes copied, %d deleted in %.1f s", source.name, target.name,
              result.files_copied, result.bytes_copied, result.files_deleted, result.duration)
     return result
+
+
+# Runs on a backup host: reads NUL-separated relative paths on standard input, hashes
+# each file and prints {path: [sha256, size]} as JSON.
+_HASH_FILES = r"""
+import hashlib, json, os, sys
+root = sys.argv[1]
+report = {}
+for relative in sys.stdin.buffer.read().decode().split("\0"):
+    if not relative:
+        continue
+    digest = hashlib.sha256()
+    size = 0
+    with open(os.path.join(root, relative), "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    report[relative] = [digest.hexdigest(), size]
+json.dump(report, sys.stdout)
+"""
+
+# Runs on the target: checks every received file in the incoming folder against the
+# expected SHA-256 (argv[2], JSON), then syncs and renames them into place in the given
+# order, so a snapshot never lands before the data it names. Exits 65 listing the
+# damaged files, and moves nothing, when one does not match.
+_INSTALL_RECEIVED = r"""
+import hashlib, json, os, sys
+root, expected = sys.argv[1], json.loads(sys.argv[2])
+incoming = os.path.join(root, ".tacops-incoming")
+bad = []
+for relative, digest in expected:
+    sha = hashlib.sha256()
+    with open(os.path.join(incoming, relative), "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            sha.update(chunk)
+    if sha.hexdigest() != digest:
+        bad.append([relative, digest, sha.hexdigest()])
+if bad:
+    json.dump(bad, sys.stdout)
+    sys.exit(65)
+os.sync()
+for relative, digest in expected:
+    path = os.path.join(root, relative)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.chmod(os.path.join(incoming, relative), 0o400)
+    os.replace(os.path.join(incoming, relative), path)
+"""
+
+
+def _check_source_files(source: Replica, paths: list[str], sizes: dict[str, int]) -> list[list[str]]:
+    """Hash the files to copy on the source host; raise IntegrityError unless each matches its name.
+
+    Returns [path, sha256] pairs, the values the target must find after the copy.
+    """
+    listing = b"".join(path.encode() + b"\0" for path in paths)
+    report = json.loads(source.transport.run(["python3", "-c", _HASH_FILES, source.path], input=listing,
+                                             timeout=FILE_TIMEOUT).stdout)
+    expected = []
+    for relative in paths:
+        digest, size = report[relative]
+        if classify(relative) != CONFIG and digest != relative.rsplit("/", 1)[-1]:
+            raise IntegrityError(
+                _("File {path} of source replica {replica} does not match its name: SHA-256 is {found}. "
+                  "It was not copied.").format(path=relative, replica=source, found=digest),
+                hint=_("Verify the source replica and restore from a healthy one; do not mirror a corrupt replica."),
+            )
+        if size != sizes[relative]:
+            raise IntegrityError(
+                _("File {path} of source replica {replica} changed size during the mirror ({listed} then {read} "
+                  "bytes).").format(path=relative, replica=source, listed=sizes[relative], read=size),
+                hint=_("Make sure no restic prune runs on the source during a mirror, then run the mirror again."),
+            )
+        expected.append([relative, digest])
+    return expected
+
+
+def _command_argv(transport: Transport, command: str) -> list[str]:
+    """Return the argv that runs the shell ``command`` through ``transport``, for a pipe between hosts."""
+    if hasattr(transport, "ssh_command"):
+        return [*transport.ssh_command(), "--", command]
+    return ["/bin/sh", "-c", command]
+
+
+def _stream_files(source: Replica, target: Replica, paths: list[str]) -> None:
+    """Stream the files as one tar archive from the source host into the target's incoming folder.
+
+    The bytes pass through this process's pipes only, so memory use does not grow with
+    the size of the repository, and one SSH session per side replaces one per file.
+    """
+    incoming = f"{target.path}/{INCOMING}"
+    send = _command_argv(source.transport, f"tar --create --file=- --directory={shlex.quote(source.path)} "
+                                           f"--null --files-from=-")
+    receive = _command_argv(target.transport, f"rm -rf {shlex.quote(incoming)} && mkdir -p {shlex.quote(incoming)} "
+                                              f"&& tar --extract --file=- --directory={shlex.quote(incoming)}")
+    listing = b"".join(path.encode() + b"\0" for path in paths)
+    sender = subprocess.Popen(send, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    receiver = subprocess.Popen(receive, stdin=sender.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sender.stdout.close()
+    sender.stdin.write(listing)
+    sender.stdin.close()
+    try:
+        _receiver_out, receiver_err = receiver.communicate(timeout=FILE_TIMEOUT)
+        sender_err = sender.stderr.read()
+        sender.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        sender.kill()
+        receiver.kill()
+        raise CommandFailedError(_("Copying {count} file(s) from {source} to {target} timed out.").format(
+            count=len(paths), source=source, target=target), host=target.name, command="tar", returncode=-1) from None
+    if sender.returncode != 0 or receiver.returncode != 0:
+        stderr = (sender_err + receiver_err).decode(errors="replace").strip()
+        raise CommandFailedError(
+            _("Copying {count} file(s) from {source} to {target} failed (tar exit codes {sent} and {received}): "
+              "{stderr}").format(count=len(paths), source=source, target=target, sent=sender.returncode,
+                                 received=receiver.returncode, stderr=stderr[-1500:]),
+            host=target.name, command="tar", returncode=sender.returncode or receiver.returncode, stderr=stderr)
+
+
+def _install_received_files(target: Replica, expected: list[list[str]]) -> None:
+    result = target.transport.run(["python3", "-c", _INSTALL_RECEIVED, target.path, json.dumps(expected)],
+                                  accept=(0, HASH_MISMATCH_EXIT), timeout=FILE_TIMEOUT)
+    if result.returncode == HASH_MISMATCH_EXIT:
+        relative, wanted, found = json.loads(result.stdout)[0]
+        target.transport.run(["rm", "-rf", "--", f"{target.path}/{INCOMING}"], timeout=120)
+        raise IntegrityError(
+            _("File {path} arrived damaged on replica {replica}: SHA-256 {found}, expected {expected}. "
+              "The replica's existing files were left unchanged.").format(
+                path=relative, replica=target, found=found, expected=wanted),
+            hint=_("Check the disk and memory of the backup host, then run the mirror again."),
+        )
 
 
 def _check_same_repository(source: Replica, target: Replica) -> None:
