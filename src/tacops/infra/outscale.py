@@ -9,7 +9,8 @@ What is built, from the description's production profile and the stack configura
 - the VMs of every role (374 in the production profile), OMI and VM type from configuration;
 - a load balancer on 443 for the public API host names, passing TLS through to the
   ``load-balancer`` role, which holds the certificate the apps pin;
-- the two backup hosts with dedicated tenancy on two subnets;
+- the two backup hosts with dedicated tenancy on two subnets, in two dedicated groups when
+  ``backupDedicatedGroups`` names them (``outscale_checks`` verifies the placement);
 - OOS buckets for the static zones and the image exports, and the admin keypair.
 """
 
@@ -55,6 +56,13 @@ class OutscaleSettings:
         self.static_zone_buckets: list[str] = list(config.get_object("staticZoneBuckets") or [])
         self.image_export_bucket = config.get("imageExportBucket") or "tacops-ct-image-exports"
         self.oos_endpoint = config.get("oosEndpoint") or f"https://oos.{region}.outscale.com"
+        # Ids of dedicated groups the operators created beforehand (CreateDedicatedGroup), one
+        # per backup host: each group has a physical server of its own.
+        # NOTE: that the provider passes a group id through placement_tenancy, as OAPI's
+        # Placement.Tenancy accepts, is unverified; outscale_checks proves the result.
+        self.backup_dedicated_groups: list[str] = list(config.get_object("backupDedicatedGroups") or [])
+        if self.backup_dedicated_groups and len(set(self.backup_dedicated_groups)) < 2:
+            raise SettingsError("config key 'backupDedicatedGroups' must list two distinct dedicated group ids, or none")
 
         missing_omi = sorted(r.name for r in self.stack.roles.values() if r.count and not r.omi)
         if missing_omi:
@@ -199,13 +207,13 @@ class RoleFleet(pulumi.ComponentResource):
         role: RoleSettings,
         subnets: list[outscale.Subnet],
         subregions: list[str],
+        tenancies: list[str],
         group: outscale.SecurityGroup,
         keypair: outscale.Keypair,
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("tacops:outscale:RoleFleet", common.resource_name(role.name), None, opts)
         tags = common.role_tags(stack, role)
-        dedicated = role.name == BACKUP_ROLE
         self.vms: list[outscale.Vm] = []
         for index in range(1, role.count + 1):
             name = common.resource_name(role.name, index)
@@ -221,7 +229,7 @@ class RoleFleet(pulumi.ComponentResource):
                     security_group_ids=[group.id],
                     subnet_id=subnets[position].id,
                     placement_subregion_name=subregions[position],
-                    placement_tenancy="dedicated" if dedicated else "default",
+                    placement_tenancy=tenancies[(index - 1) % len(tenancies)],
                     deletion_protection=role.tier in ("data", "backup"),
                     tags=_tag_list({**tags, "tier": role.tier}, outscale.VmTagArgs, name),
                     opts=pulumi.ResourceOptions(parent=self),
@@ -257,10 +265,14 @@ def build(description: SystemDescription | None = None, config: common.ConfigSou
         if role.name == BACKUP_ROLE:
             subnets = [network.subnets[name] for name in BACKUP_SUBNETS]
             subregions = settings.subregions[:2]
+            tenancies = settings.backup_dedicated_groups or ["dedicated"]
         else:
             subnets = [network.subnets[role.tier]]
             subregions = settings.subregions[:1]
-        fleets[role.name] = RoleFleet(stack, role, subnets, subregions, groups.groups[role.name], keypair, opts)
+            tenancies = ["default"]
+        fleets[role.name] = RoleFleet(
+            stack, role, subnets, subregions, tenancies, groups.groups[role.name], keypair, opts
+        )
 
     lb_tags = common.shared_tags(stack, "public-load-balancer", "public-load-balancer")
     hosts = sorted(common.public_routes_by_host(description))
