@@ -111,7 +111,10 @@ def show_secrets_as_masked() -> None:
 # Helpers over resource inputs.
 
 def _plain(value: Any) -> Any:
-    """Copy proxied inputs into plain dicts and lists."""
+    """Copy proxied inputs into plain dicts and lists; integral numbers become ints again."""
+    if isinstance(value, float) and value.is_integer():
+        # Protobuf carries every number as a double.
+        return int(value)
     if isinstance(value, Mapping):
         return {key: _plain(value[key]) for key in value}
     if isinstance(value, Sequence) and not isinstance(value, str):
@@ -435,17 +438,29 @@ def _check_bucket_exposure_and_encryption(args: StackValidationArgs, report: Rep
             props = _plain(resource.props)
             buckets[props.get("bucket") or resource.name] = (resource, props)
 
+    by_urn = {resource.urn: name for name, (resource, _props) in buckets.items()}
+
+    def bucket_of(resource: Any, props: dict[str, Any]) -> Any:
+        # A bucket's id is unknown before it exists, so the parent or a dependency names it.
+        parent = resource.parent
+        if parent is not None and parent.urn in by_urn:
+            return by_urn[parent.urn]
+        for dependency in resource.dependencies:
+            if dependency.urn in by_urn:
+                return by_urn[dependency.urn]
+        return props.get("bucket")
+
     encrypted: set[str] = set()
     public: dict[str, str] = {}
     for resource in args.resources:
         props = _plain(resource.props)
         kind = resource.resource_type
         if kind.startswith("aws:s3/bucketServerSideEncryptionConfiguration"):
-            encrypted.add(props.get("bucket"))
+            encrypted.add(bucket_of(resource, props))
         elif kind.startswith("aws:s3/bucketAcl") and str(props.get("acl", "")).startswith("public-read"):
-            public[props.get("bucket")] = resource.urn
+            public[bucket_of(resource, props)] = resource.urn
         elif kind == "aws:s3/bucketPolicy:BucketPolicy" and _policy_is_public(props.get("policy")):
-            public[props.get("bucket")] = resource.urn
+            public[bucket_of(resource, props)] = resource.urn
     for name, (resource, props) in buckets.items():
         if str(props.get("acl", "")).startswith("public-read"):
             public[name] = resource.urn
