@@ -215,6 +215,7 @@ def _make_recording_monitor_class():
             self.project = project
             self.recorded: dict[str, PlannedResource] = {}
             self.duplicates: list[str] = []
+            self._claimed: set[str] = set()
             self._lock = threading.Lock()
 
         def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -231,10 +232,12 @@ def _make_recording_monitor_class():
             return super().ReadResource(request)
 
         def _check_unique(self, urn: str) -> bool:
+            # Registrations arrive on several threads, so the URN is claimed under the lock.
             with self._lock:
-                if urn in self.recorded or urn in self.duplicates:
+                if urn in self._claimed:
                     self.duplicates.append(urn)
                     return False
+                self._claimed.add(urn)
             return True
 
         def _record(self, request: Any) -> None:
