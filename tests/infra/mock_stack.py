@@ -40,9 +40,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def of_type(self, type_token: str) -> list[Registration]:
         return [item for item in self.registrations if item.type == type_token]
 
-    def named(self, name: str) -> Registration:
-        matches = [item for item in self.registrations if item.name == name]
-        assert len(matches) == 1, f"expected one resource named {name}, found {len(matches)}"
+    def named(self, name: str, type_token: str | None = None) -> Registration:
+        """Return the one resource called ``name`` (of ``type_token``: names repeat across types)."""
+        matches = [item for item in self.registrations
+                   if item.name == name and (type_token is None or item.type == type_token)]
+        assert len(matches) == 1, f"expected one resource named {name} of type {type_token}, found {len(matches)}"
         return matches[0]
 
 
