@@ -1,8 +1,8 @@
 """Stack settings shared by both Pulumi programs, read from stack configuration and the description.
 
-The description (``tacops.foundation.description``) says what the CT system is: services,
+The description (``tacops.foundation.description``) describes the CT system: services,
 their ports and peers, roles with counts and VM types, tiers and public routes. Stack
-configuration says how one platform deploys it: region, environment, per-role overrides,
+configuration sets how one platform deploys it: region, environment, per-role overrides,
 OMIs, image digests. This module joins the two into plain values; it creates no resource.
 """
 
@@ -96,7 +96,7 @@ def read_stack_settings(description: SystemDescription, platform: str, config: C
         extra = sorted(set(override) - {"count", "vmType", "omi"})
         if extra:
             raise SettingsError(f"config key 'roles.{name}' has unknown keys {extra}; expected count, vmType, omi")
-        count = _as_count(override.get("count", role.count), f"roles.{name}.count")
+        count = as_count(override.get("count", role.count), f"roles.{name}.count")
         roles[name] = RoleSettings(
             name=name,
             services=tuple(role.services),
@@ -113,7 +113,7 @@ def read_stack_settings(description: SystemDescription, platform: str, config: C
     return StackSettings(platform, environment, region, roles, placeholders)
 
 
-def _as_count(value: Any, key: str) -> int:
+def as_count(value: Any, key: str) -> int:
     # Pulumi passes structured config through JSON, so a count may arrive as 3.0.
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
         raise SettingsError(f"config key {key!r} must be a whole number >= 0, not {value!r}")

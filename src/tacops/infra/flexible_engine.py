@@ -70,13 +70,13 @@ class FlexibleEngineSettings:
         self.images: dict[str, str] = {name: images[name] for name in needed}
 
         self.replicas: dict[str, int] = {
-            name: common._as_count(value, f"replicas.{name}") for name, value in (config.get_object("replicas") or {}).items()
+            name: common.as_count(value, f"replicas.{name}") for name, value in (config.get_object("replicas") or {}).items()
         }
         self.autoscaling: dict[str, dict[str, int]] = {}
         for service, bounds in (config.get_object("autoscaling") or {}).items():
-            minimum = common._as_count(bounds.get("minReplicas", 2), f"autoscaling.{service}.minReplicas")
-            maximum = common._as_count(bounds.get("maxReplicas", 10), f"autoscaling.{service}.maxReplicas")
-            cpu = common._as_count(bounds.get("cpuUtilization", 70), f"autoscaling.{service}.cpuUtilization")
+            minimum = common.as_count(bounds.get("minReplicas", 2), f"autoscaling.{service}.minReplicas")
+            maximum = common.as_count(bounds.get("maxReplicas", 10), f"autoscaling.{service}.maxReplicas")
+            cpu = common.as_count(bounds.get("cpuUtilization", 70), f"autoscaling.{service}.cpuUtilization")
             if not 1 <= minimum <= maximum:
                 raise SettingsError(
                     f"config key 'autoscaling.{service}' needs 1 <= minReplicas <= maxReplicas, got {minimum} and {maximum}"
