@@ -114,3 +114,11 @@ def test_changed_secret_is_never_shown():
     text = json.dumps(diff.to_dict())
     assert "old-value" not in text
     assert "new-value" not in text
+
+
+def test_second_plan_parents_to_own_stack():
+    run_plan(lambda: plan_example.build(), project=PROJECT, stack="stack-a")
+    plan = run_plan(lambda: plan_example.build(), project=PROJECT, stack="stack-b")
+    parents = {resource.parent for resource in plan.resources}
+    assert f"urn:pulumi:stack-b::{PROJECT}::pulumi:pulumi:Stack::{PROJECT}-stack-b" in parents
+    assert [parent for parent in parents if not parent.startswith("urn:pulumi:stack-b::")] == []

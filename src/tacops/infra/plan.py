@@ -290,7 +290,7 @@ def run_plan(program: Program, *, project: str, stack: str, config: dict[str, An
     """
     import pulumi.runtime
     from pulumi.runtime.mocks import Mocks
-    from pulumi.runtime.settings import SETTINGS
+    from pulumi.runtime.settings import ROOT, SETTINGS
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
@@ -298,6 +298,9 @@ def run_plan(program: Program, *, project: str, stack: str, config: dict[str, An
         mocks = type("EchoMocks", (_EchoMocks, Mocks), {})()
     monitor = _make_recording_monitor_class()(mocks, stack=stack, project=project)
     set_stack_config(config or {}, secret_keys)
+    # set_mocks creates a root Stack only when none exists, so a second plan in one process
+    # would parent its resources to the previous stack's root. Drop the old root first.
+    ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
