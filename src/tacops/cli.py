@@ -97,6 +97,22 @@ def _parser() -> argparse.ArgumentParser:
                        help=_("restore mode of the drill; sleep also tests wake (default: sleep)"))
     drill.add_argument("--fresh-lab", action="store_true", help=_("rebuild the lab before the drill"))
 
+    preview = command("preview", _("show what a change of the Pulumi programs would do to a platform: the real "
+                                   "pulumi preview when the pulumi CLI is installed, else an offline plan"))
+    preview.add_argument("--stack", required=True, choices=["outscale", "flexible-engine"],
+                         help=_("stack (platform) to preview"))
+    preview.add_argument("--update", action="store_true",
+                         help=_("offline plan: rewrite the committed snapshot infra/plans/<stack>.json"))
+    preview.add_argument("--json", action="store_true", help=_("offline plan: print the diff as JSON"))
+    preview.add_argument("--manifests", metavar="DIR", type=Path,
+                         help=_("offline plan: write the Kubernetes manifests into DIR after validating them"))
+    preview.add_argument("--kubernetes-version", default="1.29", metavar="VERSION",
+                         help=_("Kubernetes version whose schemas validate the manifests (default: 1.29)"))
+    preview.add_argument("--policy-pack", metavar="DIR", type=Path,
+                         help=_("also run this policy pack (offline: through the tacops harness)"))
+    preview.add_argument("--offline", action="store_true",
+                         help=_("plan offline even when the pulumi CLI is installed"))
+
     custody = command("custody", _("key custody"))
     custody.add_argument("action", choices=["export"], help=_("export: write the key material for a plain "
                                                                "ansible-playbook run into a 0600 file"))
@@ -222,6 +238,9 @@ def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
         out.print_json(json.dumps(plan))
         return ExitCode.OK
 
+    if args.command == "preview":
+        return _preview(args)
+
     if args.command == "custody":
         material, host = ctx.read_key_material()
         descriptor = os.open(args.to, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -292,6 +311,62 @@ def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
             out.print(render_summary(report), markup=False)
             return ExitCode.OK if report.result == "identical" else ExitCode.DIFFERENCES
     return ExitCode.UNEXPECTED
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from tacops.infra import preview
+
+    root = preview.find_project_root(Path.cwd())
+    pulumi = None if args.offline else preview.pulumi_cli()
+    if pulumi is not None:
+        return preview.real_preview(pulumi, args.stack, root, policy_pack=args.policy_pack,
+                                    on_line=lambda line: out.print(line, markup=False, highlight=False))
+
+    console.print(_("OFFLINE PLAN (Pulumi mocks; no provider was called)"))
+    stack_config = preview.load_stack_config(root, args.stack)
+    result = preview.offline_preview(stack_config, update=args.update)
+    if args.json:
+        out.print_json(json.dumps(result.diff.to_dict()))
+    else:
+        symbols = {"create": "[green]+[/green]", "update": "[yellow]~[/yellow]", "delete": "[red]-[/red]"}
+        for change in result.diff.changes:
+            out.print(f"{symbols[change.action]} {escape(change.urn)}", soft_wrap=True)
+            for item in change.changes:
+                out.print(f"    {item.path}: {json.dumps(item.old)} → {json.dumps(item.new)}", markup=False,
+                          soft_wrap=True)
+        out.print(result.diff.summary(), markup=False)
+    if not result.snapshot_found:
+        console.print(_("No snapshot at {path}: every resource counts as created.").format(path=result.snapshot_path))
+    if result.updated:
+        console.print(_("Snapshot written: {path}").format(path=result.snapshot_path))
+
+    failed = False
+    if args.manifests is not None or args.stack == "flexible-engine":
+        from tacops.infra.manifests import render_manifests, validate_manifests, write_manifests
+
+        manifests = render_manifests(result.plan)
+        failures = validate_manifests(manifests, args.kubernetes_version)
+        for failure in failures:
+            console.print(f"[red]✗[/red] {escape(str(failure))}", soft_wrap=True)
+        console.print(_("{count} Kubernetes manifests, {failed} invalid (Kubernetes {version}, strict).").format(
+            count=len(manifests), failed=len(failures), version=args.kubernetes_version))
+        failed = bool(failures)
+        if args.manifests is not None:
+            write_manifests(manifests, args.manifests)
+            console.print(_("Manifests written to {path}").format(path=args.manifests))
+    if args.policy_pack is not None:
+        from tacops.infra.policy_harness import run_policy_pack
+
+        report = run_policy_pack(result.plan, args.policy_pack, stack_config=stack_config.config,
+                                 secret_keys=stack_config.secret_keys)
+        for diagnostic in report.diagnostics:
+            console.print(f"[red]✗[/red] {escape(diagnostic.message.splitlines()[-1])}", soft_wrap=True)
+        console.print(_("Policy pack {pack}: {count} violations.").format(pack=report.pack,
+                                                                           count=len(report.diagnostics)))
+        failed = failed or bool(report.mandatory_violations)
+    if failed:
+        return ExitCode.INVALID_INPUT
+    return result.exit_code
 
 
 def _bind_argparse_catalog() -> None:
