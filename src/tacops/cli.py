@@ -120,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_json(value: Any) -> None:
+    """Print JSON for tools: plain text, never wrapped or colored."""
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
 def _to_jsonable(value: Any) -> Any:
     if is_dataclass(value):
         return asdict(value)
@@ -214,7 +219,7 @@ def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
     if args.command == "backups":
         manifests, source = operations.list_backup_sets(ctx)
         if args.json:
-            out.print_json(json.dumps([m.model_dump(mode="json") for m in manifests]))
+            _print_json([m.model_dump(mode="json") for m in manifests])
         else:
             out.print(_("Backup sets (read from {host}):").format(host=source))
             for manifest in sorted(manifests, key=lambda m: m.set_id):
@@ -229,13 +234,13 @@ def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
     if args.command == "backup" and args.dry_run:
         plan = operations.plan_backup(ctx)
         out.print(_("Dry run: nothing is touched."))
-        out.print_json(json.dumps(_to_jsonable(plan)))
+        _print_json(_to_jsonable(plan))
         return ExitCode.OK
 
     if args.command == "restore" and args.dry_run:
         plan = operations.plan_restore(ctx, set_id=args.set_id, hosts=args.host, roles=args.role)
         out.print(_("Dry run: nothing is touched."))
-        out.print_json(json.dumps(plan))
+        _print_json(plan)
         return ExitCode.OK
 
     if args.command == "preview":

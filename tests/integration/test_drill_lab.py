@@ -131,6 +131,19 @@ class TestDrillOnLab:
         finally:
             lab.boot_host("submission-code")
 
+    def test_restore_dry_run_selects_set_and_role(self, lab):
+        listed = tacops("backups", "list", "--json").stdout
+        set_ids = sorted(item["set_id"] for item in json.loads(listed))
+        before = repository_listing(lab, "backup-a")
+        result = tacops("restore", "--dry-run", "--set", set_ids[0], "--role", "static-zone")
+        plan = json.loads(result.stdout[result.stdout.index("{"):])
+        assert plan["set_id"] == set_ids[0]
+        assert list(plan["hosts"]) == ["static-zone"]
+        assert plan["replica_order"] == ["backup-a", "backup-b"]
+        assert repository_listing(lab, "backup-a") == before
+        unknown = tacops("restore", "--dry-run", "--role", "no-such-role", check_rc=2)
+        assert "no-such-role" in unknown.stderr
+
     def test_corrupt_replica_blocks_sleep(self, lab):
         flipped = flip_pack(lab, "backup-b")
         try:
