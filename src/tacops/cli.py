@@ -331,7 +331,7 @@ def _preview(args: argparse.Namespace) -> int:
     stack_config = preview.load_stack_config(root, args.stack)
     result = preview.offline_preview(stack_config, update=args.update)
     if args.json:
-        out.print_json(json.dumps(result.diff.to_dict()))
+        _print_json(result.diff.to_dict())
     else:
         symbols = {"create": "[green]+[/green]", "update": "[yellow]~[/yellow]", "delete": "[red]-[/red]"}
         for change in result.diff.changes:
