@@ -2,7 +2,7 @@
 
 Run from the repository root with the infra extra installed:
 
-    /opt/tacops-all-venv/bin/python bench/bench_plan.py --output docs/benchmarks-plan.md
+    /opt/tacops/venv/bin/python bench/bench_plan.py --output /tmp/plan.md   # then paste it into docs/benchmarks.md
 
 Every measurement runs in a child process of its own, so that peak memory (getrusage
 ``ru_maxrss`` of the child, imports included) belongs to one run. Two modes run the same
