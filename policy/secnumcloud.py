@@ -32,8 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "allowedRegions": ["cloudgouv-eu-west-1", "eu-west-0"],
     # Host names an endpoint may end with (OUTSCALE APIs and OOS, Flexible Engine APIs).
     "allowedEndpointSuffixes": [".outscale.com", ".prod-cloud-ocb.orange-business.com"],
-    "roleTagKeys": ["role", "app.kubernetes.io/component"],
-    "environmentTagKeys": ["environment"],
+    # tacops/role and tacops/environment are the Kubernetes labels of the Flexible Engine stack.
+    "roleTagKeys": ["role", "tacops/role", "app.kubernetes.io/component"],
+    "environmentTagKeys": ["environment", "tacops/environment"],
     # Roles allowed to own a public IP or an ingress open to the Internet (on 443 only).
     "publicRoles": ["public-load-balancer", "ingress"],
     "backupRoles": ["backup"],

@@ -201,3 +201,15 @@ def test_secret_name_heuristic(name, expected):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.looks_like_secret_name(name) is expected
+
+
+@pytest.mark.parametrize("stack", ["outscale", "flexible-engine"])
+def test_shipped_stack_passes_pack(stack):
+    from tacops.infra import preview
+
+    stack_config = preview.load_stack_config(PACK.parent, stack)
+    result = preview.offline_preview(stack_config, update=False)
+    report = run_policy_pack(result.plan, PACK, stack_config=stack_config.config,
+                             secret_keys=stack_config.secret_keys)
+    assert [diagnostic.message for diagnostic in report.diagnostics] == []
+    assert report.mandatory_violations == []
