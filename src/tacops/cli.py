@@ -396,9 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(_run(args))
     except TacopsError as error:
-        console.print(f"[red]{_('Error')}:[/red] {escape(error.message)}", markup=True, highlight=False)
+        label = _("Error")
+        console.print(f"[red]{label}:[/red] {escape(error.message)}", markup=True, highlight=False)
         if error.hint:
-            console.print(f"{_('Hint')}: {error.hint}", markup=False)
+            hint_label = _("Hint")
+            console.print(f"{hint_label}: {error.hint}", markup=False)
         return int(error.exit_code)
     except KeyboardInterrupt:
         console.print(_("Interrupted."))
