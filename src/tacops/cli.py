@@ -18,8 +18,9 @@ from tacops import __version__
 from tacops.foundation.errors import EXIT_CODE_TABLE, ExitCode, TacopsError
 from tacops.foundation.i18n import _
 
-console = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# soft_wrap: long messages stay on one line in pipes and CI logs instead of wrapping at 80 columns.
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def _exit_code_epilog() -> str:
@@ -35,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="tacops", formatter_class=formatter, epilog=epilog,
         description=_("Back up, put to sleep, restore, wake and verify the TousAntiCovid contact-tracing "
                       "back end; run restore drills on the built-in lab."))
-    parser.add_argument("--version", action="version", version=f"tacops {__version__}")
+    parser.add_argument("--version", action="version", version=f"tacops {__version__}",
+                        help=_("print the version of tacops and exit"))
     parser.add_argument("--description", metavar="FILE",
                         help=_("description of the CT system (YAML); default: the one shipped with tacops"))
     parser.add_argument("--profile", default="lab", help=_("profile of the description to act on (default: lab)"))
@@ -67,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     backups = command("backups", _("inspect the backup sets"))
     backups.add_argument("action", choices=["list"])
-    backups.add_argument("--max-age", type=float, metavar="HOURS",
+    backups.add_argument("--max-age", type=_positive_hours, metavar="HOURS",
                          help=_("exit with code 8 when the newest verified set is older than HOURS"))
     backups.add_argument("--json", action="store_true", help=_("print JSON"))
 
@@ -75,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
     restore = command("restore", _("restore the CT system onto blank hosts from the first healthy replica"))
     restore.add_argument("--mode", choices=["operation", "sleep"], default="operation",
-                         help=_("operation: units enabled and running; sleep: installed, disabled and stopped"))
+                         help=_("operation (default): units enabled and running; sleep: installed, disabled and "
+                                "stopped"))
     restore.add_argument("--set", dest="set_id", metavar="SET_ID", help=_("backup set to restore (default: newest)"))
     restore.add_argument("--host", action="append", help=_("restore only this host (repeatable)"))
     restore.add_argument("--role", action="append", help=_("restore only the hosts of this role (repeatable)"))
@@ -86,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = command("verify", _("run the identity checks of a backup set's fingerprints against the hosts"))
     verify.add_argument("--mode", choices=["operation", "sleep"], default="operation",
-                        help=_("state the checks expect"))
+                        help=_("state the checks expect (default: operation)"))
     verify.add_argument("--set", dest="set_id", metavar="SET_ID", help=_("backup set (default: newest)"))
     verify.add_argument("--host", action="append", help=_("check only this host (repeatable)"))
 
@@ -118,6 +121,16 @@ def _parser() -> argparse.ArgumentParser:
                                                                "ansible-playbook run into a 0600 file"))
     custody.add_argument("--to", type=Path, required=True, help=_("file to create (mode 0600)"))
     return parser
+
+
+def _positive_hours(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(_("invalid number of hours: {value!r}").format(value=text)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(_("the number of hours must be more than 0, not {value}").format(value=text))
+    return value
 
 
 def _print_json(value: Any) -> None:
@@ -210,6 +223,10 @@ def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
 
     if args.command == "lab" and args.action == "status":
         status = ctx.lab.status()
+        if not any(item.running for item in status.values()):
+            console.print(_("The lab is down: run `tacops lab up`."))
+        headers = (_("host"), _("address"), _("role"), _("state"), "SSH", _("root"))
+        out.print("{:<16} {:<15} {:<16} {:<8} {:<8} {}".format(*headers), markup=False)
         for host, item in status.items():
             state = _("running") if item.running else _("stopped")
             ssh = _("SSH ok") if item.ssh_ok else _("no SSH")
@@ -221,12 +238,21 @@ def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
         if args.json:
             _print_json([m.model_dump(mode="json") for m in manifests])
         else:
+            import datetime as dt
+
             out.print(_("Backup sets (read from {host}):").format(host=source))
+            statuses = {"complete": _("complete"), "incomplete": _("incomplete")}
+            now = dt.datetime.now(dt.timezone.utc)
             for manifest in sorted(manifests, key=lambda m: m.set_id):
-                verified = all(r.verified for r in manifest.replicas.values())
-                out.print(f"  {manifest.set_id}  {manifest.status:<10} "
-                          + (_("verified on {replicas}").format(replicas=", ".join(manifest.replicas))
-                             if verified else _("NOT verified")))
+                age = str(now - (manifest.finished or manifest.time)).split(".")[0]
+                stored = sum(host.bytes_added for host in manifest.hosts.values()) / 2**20
+                verified = _("verified on {replicas}").format(replicas=", ".join(manifest.replicas)) \
+                    if manifest.is_verified else _("NOT verified")
+                out.print("  " + _("{set_id}  {status}, {age} old, {hosts} hosts, {stored:.1f} MiB stored, "
+                                   "{verified}").format(set_id=manifest.set_id,
+                                                        status=statuses.get(manifest.status, manifest.status),
+                                                        age=age, hosts=len(manifest.hosts), stored=stored,
+                                                        verified=verified), markup=False)
         if args.max_age is not None:
             operations.check_max_age(manifests, args.max_age)
         return ExitCode.OK
@@ -238,7 +264,7 @@ def _dispatch(args: argparse.Namespace, ctx, operations) -> int:
         return ExitCode.OK
 
     if args.command == "restore" and args.dry_run:
-        plan = operations.plan_restore(ctx, set_id=args.set_id, hosts=args.host, roles=args.role)
+        plan = operations.plan_restore(ctx, mode=args.mode, set_id=args.set_id, hosts=args.host, roles=args.role)
         out.print(_("Dry run: nothing is touched."))
         _print_json(plan)
         return ExitCode.OK
@@ -340,7 +366,9 @@ def _preview(args: argparse.Namespace) -> int:
                 out.print(f"    {item.path}: {json.dumps(item.old)} → {json.dumps(item.new)}", markup=False,
                           soft_wrap=True)
         out.print(result.diff.summary(), markup=False)
-    if not result.snapshot_found:
+    if result.snapshot_found:
+        console.print(_("Compared with the committed plan {path}.").format(path=result.snapshot_path))
+    else:
         console.print(_("No snapshot at {path}: every resource counts as created.").format(path=result.snapshot_path))
     if result.updated:
         console.print(_("Snapshot written: {path}").format(path=result.snapshot_path))
@@ -392,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
-                        format="%(levelname)s %(name)s: %(message)s")
+                        format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(levelname)s: %(message)s")
     try:
         return int(_run(args))
     except TacopsError as error:

@@ -137,10 +137,12 @@ def render_summary(report: DrillReport) -> str:
     for host, data in sorted(report.hosts.items()):
         checks = [c for c in report.checks if c.host == host]
         failed = sum(1 for c in checks if c.status == "failed")
+        skipped = sum(1 for c in checks if c.status == "skipped")
         lines.append("  " + _("{host}: read {read}, stored {stored}, restored {restored}; "
-                              "checks {passed} passed, {failed} failed").format(
+                              "checks {passed} passed, {failed} failed, {skipped} deferred").format(
             host=host, read=_size(data.get("bytes_read")), stored=_size(data.get("bytes_stored")),
-            restored=_size(data.get("bytes_restored")), passed=len(checks) - failed, failed=failed))
+            restored=_size(data.get("bytes_restored")), passed=len(checks) - failed - skipped, failed=failed,
+            skipped=skipped))
     if report.replicas:
         lines.append("")
         lines.append(_("Replicas:"))

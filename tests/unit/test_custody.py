@@ -35,9 +35,11 @@ def test_seal_round_trip() -> None:
 
 def test_unseal_wrong_secret_fails() -> None:
     blob = seal(b"data", SECRET)
-    with pytest.raises(AuthenticationError, match="TACOPS_OPERATOR_SECRET_FILE") as raised:
+    with pytest.raises(AuthenticationError) as raised:
         unseal(blob, b"another secret", what="keys.sealed")
     assert "keys.sealed" in raised.value.message
+    assert "--operator-secret-file" in raised.value.hint
+    assert "TACOPS_OPERATOR_SECRET_FILE" in raised.value.hint
 
 
 @pytest.mark.parametrize("offset", [len(MAGIC) + 1, len(MAGIC) + 20, -1, -20])

@@ -74,10 +74,9 @@ def unseal(blob: bytes, secret: bytes, *, what: str = "the sealed file") -> byte
         return AESGCM(_derive_key(secret, salt)).decrypt(nonce, blob[HEADER_SIZE:], blob[:HEADER_SIZE])
     except InvalidTag:
         raise AuthenticationError(
-            _("The operator secret does not open {what}, or the file was altered. Check "
-              "TACOPS_OPERATOR_SECRET_FILE.").format(what=what),
-            hint=_("TACOPS_OPERATOR_SECRET_FILE must name the secret file that was used when the backup was "
-                   "made."),
+            _("The operator secret does not open {what}, or the file was altered.").format(what=what),
+            hint=_("Pass the operator secret file that was used when the backup was made, with "
+                   "--operator-secret-file or TACOPS_OPERATOR_SECRET_FILE."),
         ) from None
 
 
@@ -214,7 +213,8 @@ def operator_secret(path: str | Path | None = None) -> bytes:
     except FileNotFoundError:
         raise InvalidInputError(
             _("Operator secret file {path} not found.").format(path=secret_path),
-            hint=_("Set TACOPS_OPERATOR_SECRET_FILE to the file that contains the operator secret."),
+            hint=_("Pass the file that contains the operator secret with --operator-secret-file or "
+                   "TACOPS_OPERATOR_SECRET_FILE; on the lab, `tacops lab up` creates one."),
         ) from None
     if not stat.S_ISREG(mode):
         raise InvalidInputError(_("Operator secret file {path} is not a regular file.").format(path=secret_path))

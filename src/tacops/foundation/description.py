@@ -287,7 +287,8 @@ def load_description(path: str | Path | None = None) -> SystemDescription:
     """Load and validate the description; raise DescriptionError naming each bad key."""
     path = Path(path) if path is not None else default_description_path()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8") as stream:
+            raw = yaml.safe_load(stream)
     except FileNotFoundError:
         raise DescriptionError(
             _("Description file {path} not found; pass an existing file with --description.").format(path=path)

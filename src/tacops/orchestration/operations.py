@@ -152,8 +152,16 @@ def backup(ctx: Context, *, keep_last: int | None = None, keep_within_days: int 
 # backups list ---------------------------------------------------------------------------
 
 
+def _require_backup_hosts(ctx: Context) -> None:
+    if not ctx.backup_host_names():
+        raise InvalidInputError(
+            _("Profile {profile} lists no backup host under its hosts.").format(profile=ctx.profile),
+            hint=_("Backups, restores and checks act on the hosts of a profile that lists them, such as lab."))
+
+
 def list_backup_sets(ctx: Context) -> tuple[list[BackupSetManifest], str]:
     """Return the manifests of every backup set, read from the first backup host that responds."""
+    _require_backup_hosts(ctx)
     secret = ctx.operator_secret()
     failures = []
     for host in ctx.backup_host_names():
@@ -175,8 +183,9 @@ def check_max_age(manifests: list[BackupSetManifest], max_age_hours: float, now:
     age = now - (newest.finished or newest.time)
     if age > dt.timedelta(hours=max_age_hours):
         raise StaleBackupError(
-            _("The newest verified backup set {set_id} is {hours:.1f} hours old, more than --max-age {limit}.").format(
-                set_id=newest.set_id, hours=age.total_seconds() / 3600, limit=max_age_hours),
+            _("The newest verified backup set {set_id} is {age} old (hours:minutes:seconds), more than "
+              "--max-age {limit} hours.").format(set_id=newest.set_id, age=str(age).split(".")[0],
+                                                 limit=max_age_hours),
             hint=_("Run `tacops backup`, or look at why the scheduled backup did not run."),
         )
 
@@ -253,12 +262,26 @@ def _pick_set(manifests: list[BackupSetManifest], set_id: str | None) -> BackupS
     return max(complete, key=lambda m: m.set_id)
 
 
-def plan_restore(ctx: Context, *, set_id: str | None, hosts: list[str] | None,
+def _refuse_running_hosts(ctx: Context, selected: list[str]) -> None:
+    if ctx.profile != "lab":
+        return
+    status = ctx.lab.status()
+    for host in selected:
+        if status[host].running:
+            raise InvalidInputError(
+                _("Host {host} is running; a restore writes onto blank hosts only.").format(host=host),
+                hint=_("Put the system to sleep first (tacops sleep), or choose other hosts with --host."))
+
+
+def plan_restore(ctx: Context, *, mode: str, set_id: str | None, hosts: list[str] | None,
                  roles: list[str] | None) -> dict[str, Any]:
+    """Return what a restore would do, after the same checks as the restore itself."""
     selected = _select_hosts(ctx, hosts, roles)
     manifests, source = list_backup_sets(ctx)
     manifest = _pick_set(manifests, set_id)
+    _refuse_running_hosts(ctx, selected)
     return {
+        "mode": mode,
         "set_id": manifest.set_id,
         "manifest_read_from": source,
         "replica_order": ctx.backup_host_names(),
@@ -337,11 +360,7 @@ def restore(ctx: Context, *, mode: str, set_id: str | None = None, hosts: list[s
     password = material.repository_password.get_secret_value()
     manifests, _source = list_backup_sets(ctx)
     manifest = _pick_set(manifests, set_id)
-    for host in selected:
-        if ctx.profile == "lab" and ctx.lab.status()[host].running:
-            raise InvalidInputError(
-                _("Host {host} is running; a restore writes onto blank hosts only.").format(host=host),
-                hint=_("Put the system to sleep first (tacops sleep), or choose other hosts with --host."))
+    _refuse_running_hosts(ctx, selected)
 
     ctx.progress(_("Choosing the first healthy replica"))
     stage = time.monotonic()
