@@ -131,16 +131,9 @@ class TestDrillOnLab:
         finally:
             lab.boot_host("submission-code")
 
-    def test_restore_dry_run_selects_set_and_role(self, lab):
-        listed = tacops("backups", "list", "--json").stdout
-        set_ids = sorted(item["set_id"] for item in json.loads(listed))
-        before = repository_listing(lab, "backup-a")
-        result = tacops("restore", "--dry-run", "--set", set_ids[0], "--role", "static-zone")
-        plan = json.loads(result.stdout[result.stdout.index("{"):])
-        assert plan["set_id"] == set_ids[0]
-        assert list(plan["hosts"]) == ["static-zone"]
-        assert plan["replica_order"] == ["backup-a", "backup-b"]
-        assert repository_listing(lab, "backup-a") == before
+    def test_restore_dry_run_refuses_running_host(self, lab):
+        running = tacops("restore", "--dry-run", "--role", "static-zone", check_rc=2)
+        assert "static-zone is running" in running.stderr
         unknown = tacops("restore", "--dry-run", "--role", "no-such-role", check_rc=2)
         assert "no-such-role" in unknown.stderr
 
@@ -171,6 +164,15 @@ class TestDrillOnLab:
 
     def test_both_replicas_corrupt_restore_refuses(self, lab):
         tacops("sleep")
+        listed = tacops("backups", "list", "--json").stdout
+        set_ids = sorted(item["set_id"] for item in json.loads(listed))
+        result = tacops("restore", "--dry-run", "--set", set_ids[0], "--role", "static-zone")
+        plan = json.loads(result.stdout[result.stdout.index("{"):])
+        assert plan["set_id"] == set_ids[0]
+        assert plan["mode"] == "operation"
+        assert list(plan["hosts"]) == ["static-zone"]
+        assert plan["replica_order"] == ["backup-a", "backup-b"]
+
         flipped_a = flip_pack(lab, "backup-a")
         flipped_b = flip_pack(lab, "backup-b")
         before = (repository_listing(lab, "backup-a"), repository_listing(lab, "backup-b"))
