@@ -58,7 +58,7 @@ class Role(_Strict):
 
 
 class Route(_Strict):
-    """A public route the mobile apps call; it must answer the same on any platform."""
+    """A public route the mobile apps call; it must respond the same way on any platform."""
 
     name: str
     host: str

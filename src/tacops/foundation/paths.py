@@ -1,4 +1,4 @@
-"""Where tacops keeps its state, caches and reports on the controller."""
+"""Locations of the state, caches and reports of tacops on the controller."""
 
 from __future__ import annotations
 

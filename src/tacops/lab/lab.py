@@ -570,7 +570,7 @@ class Lab:
         socket_path.unlink(missing_ok=True)
 
     def _wait_booted(self, host: str, timeout: float) -> None:
-        """Wait until ``host`` answers over SSH and systemd reports running or degraded."""
+        """Wait until ``host`` responds over SSH and systemd reports running or degraded."""
         address = str(self.hosts[host].address)
         deadline = time.monotonic() + timeout
         last = ""

@@ -315,6 +315,17 @@ def _restic_on_controller(ctx: Context, replica: str, password: str, args: list[
     return completed
 
 
+def _fetch_fingerprint(ctx: Context, replica: str, password: str, manifest: BackupSetManifest,
+                       host: str) -> dict[str, Any]:
+    """Read the fingerprint of ``host`` from its application image and keep a copy in the work dir."""
+    dump = _restic_on_controller(ctx, replica, password, ["dump", manifest.hosts[host].app_snapshot,
+                                                          "/var/backups/tacops/app/fingerprint.json"])
+    fingerprints_dir = ctx.work_dir / manifest.set_id / "fingerprints"
+    fingerprints_dir.mkdir(parents=True, exist_ok=True)
+    (fingerprints_dir / f"{host}.json").write_bytes(dump.stdout)
+    return json.loads(dump.stdout)
+
+
 def _reapply_lost_attributes(root: Path, fingerprint: dict[str, Any]) -> dict[str, int]:
     """Re-apply what restic 0.14 does not restore: file flags (chattr) and holes of sparse files."""
     counts = {"flags": 0, "sparse": 0}
@@ -376,9 +387,7 @@ def restore(ctx: Context, *, mode: str, set_id: str | None = None, hosts: list[s
         ctx.progress(_("Writing the OS image of {host} into a blank root").format(host=host))
         root = ctx.lab.prepare_blank_host(host)
         _restic_on_controller(ctx, replica.name, password, ["restore", snapshots.os_snapshot, "--target", str(root)])
-        dump = _restic_on_controller(ctx, replica.name, password,
-                                     ["dump", snapshots.app_snapshot, "/var/backups/tacops/app/fingerprint.json"])
-        fingerprint = json.loads(dump.stdout)
+        fingerprint = _fetch_fingerprint(ctx, replica.name, password, manifest, host)
         reapplied = _reapply_lost_attributes(root, fingerprint)
         units = list(ctx.description.ct_hosts(ctx.profile)[host].units)
         # The host first boots with its CT units disabled: its data comes back before anything serves.
@@ -399,14 +408,6 @@ def restore(ctx: Context, *, mode: str, set_id: str | None = None, hosts: list[s
             "tacops_app_snapshots": {h: manifest.hosts[h].app_snapshot for h in selected},
         }, limit=",".join(selected))
     stages["application images"] = round(time.monotonic() - stage, 1)
-
-    fingerprints_dir = ctx.work_dir / manifest.set_id / "fingerprints"
-    fingerprints_dir.mkdir(parents=True, exist_ok=True)
-    for host in selected:
-        dump = _restic_on_controller(ctx, replica.name, password,
-                                     ["dump", manifest.hosts[host].app_snapshot,
-                                      "/var/backups/tacops/app/fingerprint.json"])
-        (fingerprints_dir / f"{host}.json").write_bytes(dump.stdout)
 
     return RestoreOutcome(manifest.set_id, mode, replica.name, results,
                           [v.model_dump() if hasattr(v, "model_dump") else v.__dict__ for v in verifications],
@@ -438,19 +439,15 @@ def verify(ctx: Context, *, mode: str, set_id: str | None = None, hosts: list[st
     manifests, _source = list_backup_sets(ctx)
     manifest = _pick_set(manifests, set_id)
     fingerprints_dir = ctx.work_dir / manifest.set_id / "fingerprints"
+    material, _host = ctx.read_key_material()
     missing = [h for h in selected if not (fingerprints_dir / f"{h}.json").is_file()]
     if missing:
-        material, _host = ctx.read_key_material()
-        replica, _v = replica_set(ctx).first_healthy(material.repository_password.get_secret_value())
-        fingerprints_dir.mkdir(parents=True, exist_ok=True)
+        password = material.repository_password.get_secret_value()
+        replica, _v = replica_set(ctx).first_healthy(password)
         for host in missing:
-            dump = _restic_on_controller(ctx, replica.name, material.repository_password.get_secret_value(),
-                                         ["dump", manifest.hosts[host].app_snapshot,
-                                          "/var/backups/tacops/app/fingerprint.json"])
-            (fingerprints_dir / f"{host}.json").write_bytes(dump.stdout)
+            _fetch_fingerprint(ctx, replica.name, password, manifest, host)
     report_dir = report_dir or ctx.work_dir / manifest.set_id / f"verify-{mode}"
     report_dir.mkdir(parents=True, exist_ok=True)
-    material, _host = ctx.read_key_material()
     pins = {host: material.hsm_pin.get_secret_value() for host, item in ctx.description.ct_hosts(ctx.profile).items()
             if any(state.kind == "hsm" for state in item.state)}
     with ctx.private_file("checks-secrets.json", json.dumps({"hsm_pins": pins})) as secrets_path:
