@@ -8,7 +8,8 @@ bash "$here/scripts/install.sh"
 
 # Tools the unit tests drive on this machine: a PostgreSQL server (started by the tests
 # on a Unix socket in a temporary directory), SoftHSM2 with PyKCS11, and the attribute
-# tools. A policy-rc.d keeps the packaged PostgreSQL cluster from starting on install.
+# tools; Apache and nginx for the static-zones tests (started by the tests on 127.0.0.1).
+# A policy-rc.d keeps the packaged services from starting on install.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e "$policy" ]; then
@@ -18,7 +19,7 @@ if [ ! -e "$policy" ]; then
   trap 'rm -f "$policy"' EXIT
 fi
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-  postgresql-15 softhsm2 python3-pykcs11 libcap2-bin attr acl e2fsprogs
+  postgresql-15 softhsm2 python3-pykcs11 libcap2-bin attr acl e2fsprogs apache2 nginx-light
 if [ "$created_policy" = 1 ]; then
   rm -f "$policy"
   trap - EXIT

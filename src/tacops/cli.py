@@ -116,6 +116,54 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--offline", action="store_true",
                          help=_("plan offline even when the pulumi CLI is installed"))
 
+    zones = command("static-zones", _("move the static zones from Apache to object-storage buckets and prove "
+                                      "that every URL answers the same"))
+    zones.add_argument("--config", type=Path, metavar="FILE",
+                       help=_("static-zones configuration: targets, index patterns, retention, front, pins "
+                              "(default: $TACOPS_STATIC_ZONES_CONFIG or /etc/tacops/static-zones.yaml)"))
+    zones.add_argument("--json", action="store_true", help=_("print the result as JSON on standard output"))
+    actions = zones.add_subparsers(dest="zones_action", metavar="ACTION")
+    actions.required = True
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, help=help_text, description=help_text, epilog=epilog,
+                                  formatter_class=formatter)
+
+    sync = action("sync", _("upload the docroot to the targets with the headers the origin answers, index files "
+                            "last, then remove stale files after the retention window"))
+    sync.add_argument("--from", dest="source", required=True, metavar="DOCROOT",
+                      help=_("directory Apache serves: a local path or HOST:/path read over SSH"))
+    sync.add_argument("--origin", required=True, metavar="URL", help=_("URL of the origin that serves DOCROOT"))
+    sync.add_argument("--to", dest="targets", action="append", required=True, metavar="TARGET",
+                      help=_("target named in the configuration (repeatable)"))
+    publish = action("publish", _("publish the files an upstream job produced (news, key figures, blacklist, CLEA "
+                                  "clusters) through the same path, index files last"))
+    publish.add_argument("--from", dest="source", required=True, type=Path, metavar="DIR",
+                         help=_("directory holding the new files"))
+    publish.add_argument("--to", dest="targets", action="append", required=True, metavar="TARGET",
+                         help=_("target named in the configuration (repeatable)"))
+    publish.add_argument("--under", default="", metavar="PATH",
+                         help=_("path in the zone where DIR's files go, such as v1 (default: the zone's root)"))
+    publish.add_argument("--origin", metavar="URL",
+                         help=_("take the headers from this origin; without it, from the headers rules of the "
+                                "configuration"))
+    publish.add_argument("--prune-under", action="append", default=[], metavar="PATH",
+                         help=_("files under PATH that this set leaves out become stale and are deleted after the "
+                                "retention window (repeatable)"))
+    publish.add_argument("--require-one-index", action="store_true",
+                         help=_("refuse the set unless it holds exactly one index file (CLEA's rule)"))
+    zverify = action("verify", _("compare the origin and the front URL by URL and check the front's TLS pins"))
+    zverify.add_argument("--origin", required=True, metavar="URL", help=_("URL of the origin (Apache)"))
+    zverify.add_argument("--front", required=True, metavar="URL", help=_("URL of the web front of the bucket"))
+    zverify.add_argument("--from", dest="source", metavar="DOCROOT",
+                         help=_("take the URLs from this docroot (local or HOST:/path)"))
+    zverify.add_argument("--to", dest="targets", action="append", default=[], metavar="TARGET",
+                         help=_("also take the URLs from what is published on this target (repeatable)"))
+    zverify.add_argument("--report", type=Path, metavar="FILE",
+                         help=_("where to write the JSON report (default: /var/lib/tacops/reports/)"))
+    front = action("front", _("write the nginx configuration of the web front from what is published"))
+    front.add_argument("--output", type=Path, required=True, metavar="FILE", help=_("file to write"))
+
     custody = command("custody", _("key custody"))
     custody.add_argument("action", choices=["export"], help=_("export: write the key material for a plain "
                                                                "ansible-playbook run into a 0600 file"))
@@ -191,6 +239,10 @@ def _context(args: argparse.Namespace, bar: _PlaybookProgress):
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "static-zones":
+        from tacops.staticzones.cli import run as run_static_zones
+
+        return run_static_zones(args, out=out, console=console, print_json=_print_json)
     from tacops.orchestration import operations
 
     bar = _PlaybookProgress()
