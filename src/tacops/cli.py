@@ -136,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--origin", required=True, metavar="URL", help=_("URL of the origin that serves DOCROOT"))
     sync.add_argument("--to", dest="targets", action="append", required=True, metavar="TARGET",
                       help=_("target named in the configuration (repeatable)"))
+    sync.add_argument("--recheck", action="store_true",
+                      help=_("read every stored object back (hash, headers) instead of trusting the state "
+                             "of the last run; repairs objects changed in the bucket"))
     publish = action("publish", _("publish the files an upstream job produced (news, key figures, blacklist, CLEA "
                                   "clusters) through the same path, index files last"))
     publish.add_argument("--from", dest="source", required=True, type=Path, metavar="DIR",

@@ -30,10 +30,14 @@ from botocore.config import Config as BotoConfig
 LOOPBACK = "127.0.0.1"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
+def free_port(below: int = 65536) -> int:
+    """A free TCP port on loopback; ``below`` leaves room for servers that add 10000 to it."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind((LOOPBACK, 0))
+            port = probe.getsockname()[1]
+        if port < below:
+            return port
 
 
 def wait_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
@@ -178,7 +182,8 @@ class SeaweedFS:
             names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
                      "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc", "debug.port",
                      "metricsPort", "s3.metricsPort"]
-            self.ports = {name: free_port() for name in names}
+            # SeaweedFS derives gRPC ports by adding 10000 to some of them.
+            self.ports = {name: free_port(below=55000) for name in names}
             self.s3_port = self.ports["s3.port"]
         identities = {"identities": [
             {"name": "tacops", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],

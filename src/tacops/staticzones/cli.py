@@ -105,7 +105,8 @@ def run(args: argparse.Namespace, *, out, console, print_json: Callable[[Any], N
         with _Progress(console) as progress:
             if action == "sync":
                 result = operations.sync(config, source=args.source, origin_url=args.origin, targets=targets,
-                                         ssh_command=ssh_command_for(args.source), on_stage=progress.stage,
+                                         ssh_command=ssh_command_for(args.source), recheck=args.recheck,
+                                         on_stage=progress.stage,
                                          on_progress=progress.advance)
             else:
                 progress.stage("upload", None)

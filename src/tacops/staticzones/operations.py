@@ -108,7 +108,7 @@ def _check_reserved(files: list[SourceFile]) -> None:
 
 
 def sync(config: StaticZonesConfig, *, source: str, origin_url: str, targets: list[Target],
-         ssh_command: list[str] | None = None, on_stage: Callable[[str, int | None], None] | None = None,
+         ssh_command: list[str] | None = None, recheck: bool = False, on_stage: Callable[[str, int | None], None] | None = None,
          on_progress: Callable[[str, int], None] | None = None,
          before_index: Callable[[str, str], None] | None = None) -> RunResult:
     started = time.monotonic()
@@ -138,7 +138,8 @@ def sync(config: StaticZonesConfig, *, source: str, origin_url: str, targets: li
         items = [PlannedFile(item, headers[item.path]) for item in served]
         stage_callback("upload", len(items))
         outcomes = publish_to_targets(config, targets, items, mode="sync", error_pages=pages,
-                                      directories=directories, on_progress=on_progress, before_index=before_index)
+                                      directories=directories, recheck=recheck, on_progress=on_progress,
+                                      before_index=before_index)
     return RunResult(outcomes=outcomes, files=len(items), not_served=refused, seconds=time.monotonic() - started)
 
 

@@ -198,6 +198,9 @@ class Publisher:
             head = self.client.head_object(Bucket=self.target.bucket, Key=self.target.key(item.path))
         except ClientError:
             return False
+        etag = head.get("ETag", "").strip('"')
+        if etag and "-" not in etag and etag != item.source.md5:
+            return False
         return (head.get("Metadata", {}).get("sha256") == item.source.sha256
                 and head.get("ContentType") == item.headers.content_type
                 and head.get("ContentEncoding") == item.headers.content_encoding
@@ -253,6 +256,26 @@ class Publisher:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _check_stored_headers(self, uploaded: list[PlannedFile]) -> None:
+        """Read back one object per distinct set of headers: some stores rewrite them."""
+        samples: dict[ObjectHeaders, PlannedFile] = {}
+        for item in uploaded:
+            samples.setdefault(item.headers, item)
+        for headers, item in samples.items():
+            head = self.client.head_object(Bucket=self.target.bucket, Key=self.target.key(item.path))
+            stored = ObjectHeaders(head.get("ContentType"), head.get("ContentEncoding"), head.get("CacheControl"))
+            for name in ("content_type", "content_encoding", "cache_control"):
+                wanted, found = getattr(headers, name), getattr(stored, name)
+                if wanted is not None and wanted != found:
+                    raise TargetFailed(
+                        _("Target {target} stored {path} with {header} {found!r} instead of {wanted!r}: the front "
+                          "would not answer like the origin.").format(
+                            target=self.target.name, path=item.path, header=name.replace("_", "-"),
+                            found=found, wanted=wanted),
+                        hint=_("This storage service rewrites that header; serve the type from the front or "
+                               "change the origin's rule, then run again. The index was not published."),
+                        exit_code=ExitCode.INTEGRITY, path=item.path)
+
     def _delete(self, paths: list[str]) -> list[str]:
         deleted: list[str] = []
         if not paths:
@@ -273,7 +296,8 @@ class Publisher:
     # -- the whole operation ------------------------------------------------------------
     def publish(self, items: list[PlannedFile], *, mode: Literal["sync", "publish"],
                 prune_under: Iterable[str] = (), error_pages: dict[str, tuple[bytes, ObjectHeaders]] | None = None,
-                directories: dict[str, dict] | None = None, now: dt.datetime | None = None) -> TargetOutcome:
+                directories: dict[str, dict] | None = None, recheck: bool = False,
+                now: dt.datetime | None = None) -> TargetOutcome:
         started = time.monotonic()
         outcome = TargetOutcome(target=self.target.name, where=self.target.where())
         current: str | None = None
@@ -295,7 +319,7 @@ class Publisher:
                 entry = state["objects"].get(item.path)
                 unchanged = (entry is not None and entry.get("sha256") == item.source.sha256
                              and entry.get("headers") == item.headers.as_dict())
-                if unchanged and listed.get(item.path) == item.source.size:
+                if unchanged and listed.get(item.path) == item.source.size and not recheck:
                     outcome.skipped += 1
                 elif listed.get(item.path) == item.source.size:
                     to_check.append(item)
@@ -313,6 +337,7 @@ class Publisher:
             upload_paths = {item.path for item in to_upload}
             counted = [0]
             self._upload_all([item for item in data if item.path in upload_paths], outcome.uploaded, counted)
+            self._check_stored_headers([item for item in data if item.path in upload_paths])
             if error_pages:
                 for status, (body, headers) in sorted(error_pages.items()):
                     current = f"{self.target.state_prefix}errors/{status}"
@@ -382,7 +407,7 @@ class Publisher:
 def publish_to_targets(config: StaticZonesConfig, targets: list[Target], items: list[PlannedFile], *,
                        mode: Literal["sync", "publish"], prune_under: Iterable[str] = (),
                        error_pages: dict[str, tuple[bytes, ObjectHeaders]] | None = None,
-                       directories: dict[str, dict] | None = None,
+                       directories: dict[str, dict] | None = None, recheck: bool = False,
                        on_progress: Callable[[str, int], None] | None = None,
                        before_index: Callable[[str, str], None] | None = None) -> list[TargetOutcome]:
     """Publish to every target at once; each one succeeds or fails on its own."""
@@ -394,7 +419,8 @@ def publish_to_targets(config: StaticZonesConfig, targets: list[Target], items: 
     def run(target: Target) -> TargetOutcome:
         hook = (lambda path: before_index(target.name, path)) if before_index else None
         return Publisher(config, target, on_progress=on_progress, before_index=hook).publish(
-            items, mode=mode, prune_under=prune, error_pages=error_pages, directories=directories)
+            items, mode=mode, prune_under=prune, error_pages=error_pages, directories=directories,
+            recheck=recheck)
 
     with ThreadPoolExecutor(max_workers=len(targets)) as pool:
         return list(pool.map(run, targets))
