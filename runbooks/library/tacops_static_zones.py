@@ -26,6 +26,7 @@ options:
   under: {type: str, default: "", description: publish only, path in the zone of the new files}
   prune_under: {type: list, elements: str, default: [], description: publish only}
   recheck: {type: bool, default: false, description: sync only, read every stored object back}
+  require_one_index: {type: bool, default: false, description: publish only, reject a set without exactly one index}
 """
 
 import traceback
@@ -45,6 +46,7 @@ def main() -> None:
             "under": {"type": "str", "default": ""},
             "prune_under": {"type": "list", "elements": "str", "default": []},
             "recheck": {"type": "bool", "default": False},
+            "require_one_index": {"type": "bool", "default": False},
         },
         required_if=[("action", "sync", ("origin",))],
         supports_check_mode=False,
@@ -71,7 +73,8 @@ def main() -> None:
         else:
             result = operations.publish(config, directory=Path(params["source"]), targets=targets,
                                         under=params["under"], origin_url=params["origin"],
-                                        prune_under=params["prune_under"])
+                                        prune_under=params["prune_under"],
+                                        require_one_index=params["require_one_index"])
     except TacopsError as error:
         module.fail_json(msg=error.message, hint=error.hint, exit_code=int(error.exit_code))
         return

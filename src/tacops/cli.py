@@ -117,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
                          help=_("plan offline even when the pulumi CLI is installed"))
 
     zones = command("static-zones", _("move the static zones from Apache to object-storage buckets and prove "
-                                      "that every URL answers the same"))
+                                      "that every URL returns the same response"))
     zones.add_argument("--config", type=Path, metavar="FILE",
                        help=_("static-zones configuration: targets, index patterns, retention, front, pins "
                               "(default: $TACOPS_STATIC_ZONES_CONFIG or /etc/tacops/static-zones.yaml)"))
@@ -129,8 +129,8 @@ def _parser() -> argparse.ArgumentParser:
         return actions.add_parser(name, help=help_text, description=help_text, epilog=epilog,
                                   formatter_class=formatter)
 
-    sync = action("sync", _("upload the docroot to the targets with the headers the origin answers, index files "
-                            "last, then remove stale files after the retention window"))
+    sync = action("sync", _("upload the docroot to the targets with the headers the origin returns, index files "
+                            "last, then delete stale files after the retention window"))
     sync.add_argument("--from", dest="source", required=True, metavar="DOCROOT",
                       help=_("directory Apache serves: a local path or HOST:/path read over SSH"))
     sync.add_argument("--origin", required=True, metavar="URL", help=_("URL of the origin that serves DOCROOT"))

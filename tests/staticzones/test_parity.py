@@ -39,7 +39,7 @@ def _json(result) -> dict:
     return json.loads(result.stdout)
 
 
-def test_sync_to_two_targets_then_verify_identical(zones):
+def test_sync_two_targets_identical(zones):
     result = zones.tacops("--json", "sync", "--from", str(zones.docroot), "--origin", zones.apache.url,
                           "--to", "oos", "--to", "obs")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -78,7 +78,7 @@ def test_sync_to_two_targets_then_verify_identical(zones):
         assert nginx.url.startswith("https://")
 
 
-def test_resync_with_nothing_changed_uploads_nothing(zones):
+def test_resync_unchanged_uploads_nothing(zones):
     result = zones.tacops("--json", "sync", "--from", str(zones.docroot), "--origin", zones.apache.url,
                           "--to", "oos")
     assert result.returncode == 0, result.stderr
@@ -88,7 +88,7 @@ def test_resync_with_nothing_changed_uploads_nothing(zones):
     assert outcome["index_published"] == []
 
 
-def test_verify_reports_changed_byte_wrong_type_and_missing_file_by_url(zones):
+def test_verify_reports_faults_by_url(zones):
     client, bucket, prefix = _bucket(zones, "oos")
     changed = "json/version-35/Risks/risks.json"
     retyped = "json/version-35/Links/liens utiles+FAQ 100%.json"
@@ -141,6 +141,22 @@ def test_wrong_pin_is_reported(zones):
     assert zones.verify("oos", config=config).returncode == 0
 
 
+def test_verify_http_front_or_down_front(zones):
+    from .services import free_port
+
+    # The origin itself as a plain-HTTP "front": every URL matches, but no key meets the pins.
+    plain = zones.tacops("--json", "verify", "--origin", zones.apache.url, "--front", zones.apache.url, "--from",
+                         str(zones.docroot), "--report", str(zones.root / "verify-http.json"))
+    assert plain.returncode == 3, plain.stdout + plain.stderr
+    report = _json(plain)
+    assert report["differences"] == []
+    assert report["tls"]["pin_ok"] is False
+    down = zones.tacops("verify", "--origin", zones.apache.url, "--front", f"https://127.0.0.1:{free_port()}/",
+                        "--from", str(zones.docroot), "--report", str(zones.root / "verify-down.json"))
+    assert down.returncode == 4, down.stdout + down.stderr
+    assert "is unreachable" in down.stderr
+
+
 def _add_iteration(zones, iteration: int, files: int) -> list[str]:
     directory = zones.docroot / "v1" / str(iteration)
     directory.mkdir(parents=True)
@@ -156,7 +172,7 @@ def _add_iteration(zones, iteration: int, files: int) -> list[str]:
     return prefixes
 
 
-def test_index_is_never_visible_before_its_data_files(zones):
+def test_index_never_before_data(zones):
     client, bucket, prefix = _bucket(zones, "obs")
     iteration = 2653
     _add_iteration(zones, iteration, 600)
@@ -193,7 +209,7 @@ def test_index_is_never_visible_before_its_data_files(zones):
     assert observations["incomplete"] == []
 
 
-def test_target_killed_mid_sync_keeps_previous_set_and_rerun_finishes(zones):
+def test_killed_target_keeps_previous_set(zones):
     store = zones.stores["obs"]
     client, bucket, prefix = _bucket(zones, "obs")
     before_index = client.get_object(Bucket=bucket, Key=prefix + "v1/clusterIndex.json")["Body"].read()
@@ -245,7 +261,7 @@ def test_target_killed_mid_sync_keeps_previous_set_and_rerun_finishes(zones):
     assert zones.verify("oos").returncode == 0
 
 
-def test_wrong_credentials_fail_one_target_and_spare_the_other(zones):
+def test_wrong_credentials_spare_other_target(zones):
     (zones.docroot / "maintenance" / "extra-note.json").write_text('{"note": 1}\n')
     result = zones.tacops("--json", "sync", "--from", str(zones.docroot), "--origin", zones.apache.url,
                           "--to", "oos", "--to", "obs", env={"OOS_SECRET_ACCESS_KEY": "not-the-secret"})
@@ -280,7 +296,7 @@ def _state(zones, target):
     return client.get_object(Bucket=bucket, Key=prefix + ".tacops-static/state.json")["Body"].read()
 
 
-def test_missing_or_unreadable_file_stops_before_any_upload(zones):
+def test_unreadable_file_stops_sync(zones):
     before = _state(zones, "oos")
     docroot = zones.root / "docroot-broken"
     shutil.copytree(zones.docroot, docroot, symlinks=True)
@@ -308,7 +324,7 @@ def test_missing_or_unreadable_file_stops_before_any_upload(zones):
     assert _state(zones, "oos") == before
 
 
-def test_store_that_rewrites_a_header_is_caught_before_the_index(zones, tmp_path):
+def test_rewritten_header_blocks_index(zones, tmp_path):
     """SeaweedFS replaces Content-Type application/octet-stream by a guess from the extension."""
     client, bucket, prefix = _bucket(zones, "oos")
     before = client.get_object(Bucket=bucket, Key=prefix + "v1/clusterIndex.json")["Body"].read()
@@ -327,7 +343,7 @@ def test_store_that_rewrites_a_header_is_caught_before_the_index(zones, tmp_path
     client.delete_object(Bucket=bucket, Key=prefix + "v1/CertList/certlist-next.pb.gz")
 
 
-def test_publish_clea_batch_index_last_and_prune_after_retention(zones, tmp_path):
+def test_publish_clea_batch_prunes(zones, tmp_path):
     client, bucket, prefix = _bucket(zones, "oos")
     batch = tmp_path / "clea"
     (batch / "2660").mkdir(parents=True)
@@ -369,7 +385,7 @@ def test_publish_clea_batch_index_last_and_prune_after_retention(zones, tmp_path
     assert client.head_object(Bucket=bucket, Key=prefix + "json/version-35/Config/config.json")
 
 
-def test_sync_keeps_stale_files_for_the_retention_window(zones):
+def test_sync_keeps_stale_files(zones):
     removed = "json/version-35/Attestations/form.json"
     client, bucket, prefix = _bucket(zones, "obs")
     content = (zones.docroot / removed).read_bytes()
@@ -394,7 +410,7 @@ def test_sync_keeps_stale_files_for_the_retention_window(zones):
         (zones.docroot / removed).chmod(0o644)
 
 
-def test_runbook_syncs_with_plain_ansible_playbook(zones):
+def test_runbook_sync_plain_ansible(zones):
     (zones.docroot / "maintenance" / "runbook-note.json").write_text('{"from": "ansible"}\n')
     (zones.docroot / "maintenance" / "runbook-note.json").chmod(0o644)
     runbook = Path(__file__).resolve().parents[2] / "runbooks" / "static-zones.yml"

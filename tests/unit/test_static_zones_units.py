@@ -41,7 +41,7 @@ def test_targets_keep_their_own_settings():
         config.target("oss")
 
 
-def test_credentials_come_from_the_named_variables(monkeypatch):
+def test_credentials_from_named_variables(monkeypatch):
     target = _config().target("oos")
     monkeypatch.delenv("OOS_SECRET", raising=False)
     monkeypatch.setenv("OOS_KEY", "AK")
@@ -76,7 +76,7 @@ def test_credentials_file_must_be_private(tmp_path):
     ({"targets": {"oos": TARGET}, "bucket": "x"}, "bucket"),
     ({"targets": {}}, "targets"),
 ])
-def test_invalid_configuration_names_the_key(tmp_path, document, key):
+def test_invalid_config_names_key(tmp_path, document, key):
     import yaml
 
     path = tmp_path / "static-zones.yaml"
@@ -87,7 +87,7 @@ def test_invalid_configuration_names_the_key(tmp_path, document, key):
     assert str(path) in raised.value.message
 
 
-def test_missing_configuration_file_says_where_to_look(tmp_path):
+def test_missing_config_file_hint(tmp_path):
     with pytest.raises(InvalidInputError) as raised:
         load_config(tmp_path / "absent.yaml")
     assert "absent.yaml" in raised.value.message and "--config" in raised.value.hint
@@ -101,7 +101,7 @@ def test_durations():
         parse_duration("15 days")
 
 
-def test_index_patterns_match_whole_names_only():
+def test_index_patterns_whole_names():
     patterns = ["clusterIndex.json", "Config/config.json"]
     assert index_rank("v1/clusterIndex.json", patterns) == 0
     assert index_rank("json/version-35/Config/config.json", patterns) == 1
@@ -111,20 +111,20 @@ def test_index_patterns_match_whole_names_only():
     assert matches("json/version-35/Links/a b.json", "*.json")
 
 
-def test_paths_are_encoded_byte_for_byte():
+def test_paths_encoded_byte_for_byte():
     assert encode_path("json/liens utiles+FAQ 100%.json") == "json/liens%20utiles%2BFAQ%20100%25.json"
     assert encode_path("Strings/été.json") == "Strings/%C3%A9t%C3%A9.json"
     assert encode_path("Case/UPPER.JSON") == "Case/UPPER.JSON"
 
 
-def test_redirect_targets_compare_as_paths():
+def test_redirects_compare_as_paths():
     assert normalize_location("http://127.0.0.1:8080/json/", "http://127.0.0.1:8080/json") == "/json/"
     assert normalize_location("https://front.example/json/", "https://front.example/json") == "/json/"
     assert normalize_location("/a%20b/", "https://front.example/a%20b") == "/a%20b/"
     assert normalize_location(None, "http://x/") is None
 
 
-def test_url_list_holds_files_directories_and_probes():
+def test_url_list_files_and_directories():
     paths = url_paths(["json/version-35/Config/config.json", "v1/clusterIndex.json"], extra=["json/version-35"])
     assert "/json/version-35/Config/config.json" in paths
     assert {"/json", "/json/", "/json/version-35/Config", "/json/version-35/Config/", "/v1", "/v1/", "/"} <= set(paths)
@@ -162,7 +162,7 @@ STATE = {
 }
 
 
-def test_front_rules_follow_what_the_origin_answered():
+def test_front_rules_follow_origin():
     rules, count = directory_rules(STATE["objects"], STATE["directories"], ["index.html"])
     assert count == 4
     assert rules["redirect301"] == [("/about", "/about/"), ("/json", "/json/")]
@@ -172,7 +172,7 @@ def test_front_rules_follow_what_the_origin_answered():
     assert rules["missing"] == ["/v1/"]
 
 
-def test_front_configuration_passes_nginx_syntax_check(tmp_path):
+def test_front_config_passes_nginx_check(tmp_path):
     from tacops.staticzones.config import FrontSettings
 
     config = _config()
@@ -182,7 +182,7 @@ def test_front_configuration_passes_nginx_syntax_check(tmp_path):
                           # An address, so that nginx -t resolves no name (this machine reaches no DNS).
                           upstream="https://127.0.0.1:9443")
     text = render(front, config.target("oos"), STATE)
-    assert "proxy_pass https://tacops_bucket/tac-static/zone/;" in text
+    assert "proxy_pass https://tacops_oos_bucket/tac-static/zone/;" in text
     assert "server 127.0.0.1:9443;" in text
     assert "proxy_set_header Host oos.cloudgouv-eu-west-1.outscale.com;" in text
     assert "proxy_ssl_name oos.cloudgouv-eu-west-1.outscale.com;" in text
@@ -195,21 +195,25 @@ def test_front_configuration_passes_nginx_syntax_check(tmp_path):
                     "-subj", "/CN=test", "-days", "1", "-keyout", str(tmp_path / "front.key"), "-out",
                     str(tmp_path / "front.crt")], check=True, capture_output=True)
     (tmp_path / "front.conf").write_text(text)
+    # A second zone's front fits in the same nginx: its names carry its target's name.
+    other = config.target("oos").model_copy(update={"name": "obs-2"})
+    second = front.model_copy(update={"target": "obs-2", "listen": "127.0.0.1:8444"})
+    (tmp_path / "front-2.conf").write_text(render(second, other, STATE))
     main = tmp_path / "nginx.conf"
     main.write_text(f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
-                    f"http {{ access_log off; include {tmp_path}/front.conf; }}\n")
+                    f"http {{ access_log off; include {tmp_path}/front.conf; include {tmp_path}/front-2.conf; }}\n")
     checked = subprocess.run([str(nginx), "-t", "-c", str(main), "-e", str(tmp_path / "error.log")],
                              capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
 
 
-def test_nginx_strings_are_quoted_and_dollars_refused():
+def test_nginx_strings_quoted():
     assert nginx_string('/a "b"/') == '"/a \\"b\\"/"'
     with pytest.raises(InvalidInputError, match="nginx"):
         nginx_string("/price$/")
 
 
-def test_scan_hashes_and_refuses_broken_links(tmp_path):
+def test_scan_rejects_broken_links(tmp_path):
     (tmp_path / "zone" / "a b").mkdir(parents=True)
     (tmp_path / "zone" / "a b" / "été+1%.json").write_bytes(b"{}\n")
     files = scan(tmp_path / "zone")
@@ -222,7 +226,7 @@ def test_scan_hashes_and_refuses_broken_links(tmp_path):
         scan(tmp_path / "absent")
 
 
-def test_remote_docroot_is_streamed_with_tar(tmp_path):
+def test_remote_docroot_tar_stream(tmp_path):
     """A local shell stands in for ssh: the same tar stream, extraction and error path."""
     from tacops.foundation.errors import UnreachableError
 

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, *, out, console, print_json: Callable[[Any], N
         if args.json:
             print_json(result.to_dict())
         for path, status in result.not_served[:20]:
-            console.print("! " + _("{path}: the origin answers {status}; not published.").format(
+            console.print("! " + _("{path}: the origin returns {status}, so it is not published.").format(
                 path=path, status=status), markup=False)
         if len(result.not_served) > 20:
             console.print("! " + _("… and {count} more files the origin does not serve.").format(

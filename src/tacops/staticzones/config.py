@@ -124,7 +124,7 @@ class Target(_Model):
             if missing:
                 raise AuthenticationError(
                     _("Target {target}: the environment variable {variable} is not set.").format(
-                        target=self.name, variable=", ".join(missing)),
+                        target=self.name, variable=missing[0]),
                     hint=_("Export it before running tacops, or point the target at a credentials file."))
             token = os.environ.get(source.env.session_token) if source.env.session_token else None
             return Credentials(os.environ[names[0]], os.environ[names[1]], token)

@@ -8,6 +8,7 @@ of published files and answers them the same way; everything else goes to the bu
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from importlib import resources
 from pathlib import Path
@@ -83,7 +84,7 @@ def render(front: FrontSettings, target: Target, state: dict) -> str:
     template = environment.from_string(
         (resources.files("tacops") / "data" / "templates" / "nginx-static-front.conf.j2").read_text("utf-8"))
     return template.render(
-        target=target, directory_count=count, rules=rules,
+        target=target, directory_count=count, rules=rules, ident=re.sub(r"[^A-Za-z0-9]", "_", target.name),
         upstream_host=f"{host}:{port}", upstream_scheme=scheme, upstream_host_header=host_header,
         upstream_ssl_name=host_header.split(":")[0],
         upstream_ca=str(target.ca_bundle or "/etc/ssl/certs/ca-certificates.crt"),

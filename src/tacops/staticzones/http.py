@@ -93,7 +93,7 @@ class Client:
             raise UnreachableError(_("TLS failed with {url}: {error}").format(url=url, error=error), host=self.host,
                                    hint=_("Give the CA that signed its certificate (verify.ca_file).")) from None
         except urllib3.exceptions.HTTPError as error:
-            raise UnreachableError(_("{url} does not answer: {error}").format(url=url, error=error), host=self.host,
+            raise UnreachableError(_("{url} is unreachable: {error}").format(url=url, error=error), host=self.host,
                                    hint=_("Check {option} and that the server runs.").format(option=self.option)) \
                 from None
         try:
@@ -166,7 +166,7 @@ def peer_chain_spki(url: str, *, ca_file: Path | None, timeout: float = 10.0) ->
         raise UnreachableError(_("TLS failed with {url}: {error}").format(url=url, error=error), host=host,
                                hint=_("Give the CA that signed its certificate (verify.ca_file).")) from None
     except OSError as error:
-        raise UnreachableError(_("{url} does not answer: {error}").format(url=url, error=error), host=host,
+        raise UnreachableError(_("{url} is unreachable: {error}").format(url=url, error=error), host=host,
                                hint=_("Check {option} and that the server runs.").format(option="--front")) from None
     pins = []
     for der in ders:

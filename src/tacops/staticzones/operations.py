@@ -71,8 +71,10 @@ def directories_of(paths: Iterable[str]) -> list[str]:
 
 
 def origin_behaviour(origin: Client, paths: list[str], *, workers: int) -> tuple[dict[str, dict], dict]:
-    """What the origin answers beyond files: each directory with and without its slash,
-    and its own "not found" and "forbidden" pages, for the front to reproduce."""
+    """Record the origin's responses beyond files, for the front to reproduce.
+
+    These are each directory with and without its slash, and the origin's own "not found"
+    and "forbidden" pages."""
     directories = directories_of(paths)
 
     def one(directory: str) -> tuple[str, dict]:
@@ -118,7 +120,7 @@ def sync(config: StaticZonesConfig, *, source: str, origin_url: str, targets: li
         files = scan(tree.root, workers=min(config.concurrency, 16))
         _check_reserved(files)
         if not files:
-            raise InvalidInputError(_("The docroot {path} holds no file: refusing to publish an empty set.").format(
+            raise InvalidInputError(_("The docroot {path} contains no file, and an empty set is never published.").format(
                 path=source), hint=_("Check --from: it must be the directory Apache serves."))
         origin = Client(origin_url, option="--origin", ca_file=config.verify.origin_ca_file,
                         workers=config.concurrency)
@@ -168,7 +170,7 @@ def publish(config: StaticZonesConfig, *, directory: Path, targets: list[Target]
         files = [SourceFile(f"{prefix}/{item.path}", item.local, item.size, item.sha256, item.md5) for item in files]
     _check_reserved(files)
     if not files:
-        raise InvalidInputError(_("{path} holds no file: refusing to publish an empty set.").format(path=directory),
+        raise InvalidInputError(_("{path} contains no file, and an empty set is never published.").format(path=directory),
                                 hint=_("Check that the job that produces the files has finished."))
     indexes = [item.path for item in files if index_rank(item.path, config.index_patterns) is not None]
     if require_one_index and len(indexes) != 1:
@@ -185,7 +187,7 @@ def publish(config: StaticZonesConfig, *, directory: Path, targets: list[Target]
         if refused:
             path, status = refused[0]
             raise InvalidInputError(
-                _("The origin answers {status} for {path}: its headers cannot be read from it.").format(
+                _("The origin returns {status} for {path}, so its headers cannot be read there.").format(
                     status=status, path=path),
                 hint=_("Publish the file on the origin first, or leave out --origin to use the header rules."))
     else:

@@ -268,10 +268,10 @@ class Publisher:
                 wanted, found = getattr(headers, name), getattr(stored, name)
                 if wanted is not None and wanted != found:
                     raise TargetFailed(
-                        _("Target {target} stored {path} with {header} {found!r} instead of {wanted!r}: the front "
-                          "would not answer like the origin.").format(
+                        _("Target {target} stored {path} with {header} {found!r} instead of {expected!r}, so the "
+                          "front would not respond like the origin.").format(
                             target=self.target.name, path=item.path, header=name.replace("_", "-"),
-                            found=found, wanted=wanted),
+                            found=found, expected=wanted),
                         hint=_("This storage service rewrites that header; serve the type from the front or "
                                "change the origin's rule, then run again. The index was not published."),
                         exit_code=ExitCode.INTEGRITY, path=item.path)
@@ -412,8 +412,8 @@ def publish_to_targets(config: StaticZonesConfig, targets: list[Target], items: 
                        before_index: Callable[[str, str], None] | None = None) -> list[TargetOutcome]:
     """Publish to every target at once; each one succeeds or fails on its own."""
     if not items:
-        raise InvalidInputError(_("There is no file to publish: refusing to publish an empty set."),
-                                hint=_("Check --from: it must hold the files of the static zone."))
+        raise InvalidInputError(_("There is no file to publish, and an empty set is never published."),
+                                hint=_("Check --from: it must contain the files of the static zone."))
     prune = list(prune_under)
 
     def run(target: Target) -> TargetOutcome:

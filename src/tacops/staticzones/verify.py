@@ -109,6 +109,10 @@ def verify(*, origin_url: str, front_url: str, paths: list[str], settings: Verif
                           time=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
                           pins_expected=list(settings.pins))
 
+    # A server that is down fails the whole comparison (exit 4) rather than every URL.
+    origin.get("")
+    front.get("")
+
     def one(path: str) -> list[Difference]:
         relative = _request_path(path)
         answers = []
@@ -133,6 +137,9 @@ def verify(*, origin_url: str, front_url: str, paths: list[str], settings: Verif
         report.pins_presented = peer_chain_spki(front.base_url, ca_file=settings.ca_file)
         if settings.pins:
             report.pin_ok = any(pin in settings.pins for pin in report.pins_presented)
+    elif settings.pins:
+        # The apps only talk TLS: a front without it cannot present a pinned key.
+        report.pin_ok = False
     origin.close()
     front.close()
     report.seconds = time.monotonic() - started
@@ -150,6 +157,8 @@ def render_summary(report: VerifyReport, *, limit: int = 50) -> str:
             presented=", ".join(f"sha256/{pin}" for pin in report.pins_presented)))
     elif report.pins_presented:
         lines.append(_("TLS: no pin configured (verify.pins); not checked."))
+    if report.pin_ok is False and not report.pins_presented:
+        lines.append(_("TLS: the front is not served over HTTPS, so it presents no key to the pins."))
     for difference in report.differences[:limit]:
         lines.append("  " + _("{url}: {field} differs: origin {origin!r}, front {front!r}").format(
             url=difference.url, field=difference.field, origin=difference.origin, front=difference.front))
@@ -157,7 +166,7 @@ def render_summary(report: VerifyReport, *, limit: int = 50) -> str:
         lines.append("  " + _("… and {count} more differences in the JSON report.").format(
             count=len(report.differences) - limit))
     if report.identical:
-        lines.append(_("IDENTICAL: every URL answers the same on the origin and on the front."))
+        lines.append(_("IDENTICAL: every URL returns the same response on the origin and on the front."))
     else:
         lines.append(_("DIFFERENT: {count} differences.").format(count=len(report.differences)
                                                                   + (1 if report.pin_ok is False else 0)))
