@@ -240,3 +240,17 @@ def test_remote_docroot_tar_stream(tmp_path):
     assert not staged.exists()
     with pytest.raises(UnreachableError, match="host"):
         stage(f"host:{tmp_path}/absent", ssh_command=["bash", "-c"])
+
+
+def test_lab_addresses_need_the_lab_route(monkeypatch):
+    from tacops.foundation.errors import RouteGuardError
+    from tacops.lab import guard
+    from tacops.staticzones.http import guard_lab_address
+
+    monkeypatch.setattr(guard, "route_device",
+                        lambda address: ("eth0", f"{address} via 192.0.2.1 dev eth0"))
+    with pytest.raises(RouteGuardError, match="10.213.77.14"):
+        guard_lab_address("10.213.77.14")
+    guard_lab_address("127.0.0.1")
+    monkeypatch.setattr(guard, "route_device", lambda address: ("tacops0", f"{address} dev tacops0"))
+    guard_lab_address("10.213.77.14")

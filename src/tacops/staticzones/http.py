@@ -60,6 +60,34 @@ def check_base_url(url: str, option: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def guard_lab_address(host: str) -> None:
+    """Check the route before connecting to an address of the built-in lab.
+
+    An address in the lab's subnet must be reached through the lab's bridge; after the
+    lab is torn down, the same address would otherwise go out by the default route.
+    """
+    import ipaddress
+
+    from tacops.foundation.description import load_description
+    from tacops.foundation.errors import RouteGuardError
+    from tacops.lab import guard
+
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError:
+        return
+    for profile in load_description().profiles.values():
+        network = getattr(profile, "network", None)
+        if network is not None and address in network.subnet:
+            try:
+                guard.verify_route(host, network.bridge)
+            except guard.RouteRejected as error:
+                raise RouteGuardError(_("Connection to {address} rejected: {error}.").format(
+                    address=host, error=error),
+                    hint=_("Start the lab with 'tacops lab up'; the lab only connects to addresses on its own "
+                           "bridge.")) from None
+
+
 class Client:
     """A pooled, thread-safe HTTP client for one base URL."""
 
@@ -69,6 +97,7 @@ class Client:
         self.option = option
         parsed = urllib.parse.urlsplit(self.base_url)
         self.host = parsed.hostname or ""
+        guard_lab_address(self.host)
         kwargs: dict[str, object] = {}
         if parsed.scheme == "https":
             kwargs["cert_reqs"] = "CERT_REQUIRED"
@@ -149,6 +178,7 @@ def peer_chain_spki(url: str, *, ca_file: Path | None, timeout: float = 10.0) ->
 
     parsed = urllib.parse.urlsplit(url)
     host, port = parsed.hostname or "", parsed.port or 443
+    guard_lab_address(host)
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     try:
         with socket.create_connection((host, port), timeout=timeout) as raw:
