@@ -385,6 +385,27 @@ def test_publish_clea_batch_prunes(zones, tmp_path):
     assert client.head_object(Bucket=bucket, Key=prefix + "json/version-35/Config/config.json")
 
 
+def test_sync_leaves_published_files_alone(zones):
+    """After the data jobs switch to publish, a sync from the old docroot rolls nothing back."""
+    client, bucket, prefix = _bucket(zones, "oos")
+    published = client.get_object(Bucket=bucket, Key=prefix + "v1/clusterIndex.json")["Body"].read()
+    assert json.loads(published)["iteration"] == 2660
+    result = zones.tacops("--json", "sync", "--from", str(zones.docroot), "--origin", zones.apache.url,
+                          "--to", "oos")
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcome = _json(result)["targets"][0]
+    assert outcome["kept_published"] >= 1
+    assert "v1/clusterIndex.json" not in outcome["index_published"]
+    assert client.get_object(Bucket=bucket, Key=prefix + "v1/clusterIndex.json")["Body"].read() == published
+    assert client.head_object(Bucket=bucket, Key=prefix + "v1/2660/0a.json")
+    state = json.loads(_state(zones, "oos"))
+    assert "v1/2660/0a.json" not in state["stale"]
+    assert state["objects"]["v1/2660/0a.json"]["via"] == "publish"
+    # The older iterations the publish pruned come back from the docroot.
+    assert client.head_object(Bucket=bucket, Key=prefix + "v1/2650/" + sorted(
+        path.name for path in (zones.docroot / "v1" / "2650").iterdir())[0])
+
+
 def test_sync_keeps_stale_files(zones):
     removed = "json/version-35/Attestations/form.json"
     client, bucket, prefix = _bucket(zones, "obs")

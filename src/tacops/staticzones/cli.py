@@ -80,6 +80,10 @@ def _print_outcomes(outcomes: list[TargetOutcome], out, console) -> None:
                               index=", ".join(outcome.index_published) or _("none changed"),
                               deleted=len(outcome.deleted), kept=outcome.stale_kept, seconds=outcome.seconds),
                       markup=False)
+            if outcome.kept_published:
+                out.print("  " + _("{count} files that a data job published (publish) were left as they are, such "
+                                   "as {example}.").format(count=len(outcome.kept_published),
+                                                           example=outcome.kept_published[0]), markup=False)
         else:
             console.print("✗ " + _("{target}: FAILED after {uploaded} uploads: {error}").format(
                 target=outcome.target, uploaded=len(outcome.uploaded), error=outcome.error), markup=False)

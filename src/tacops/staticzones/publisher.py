@@ -62,6 +62,7 @@ class TargetOutcome:
     index_published: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     stale_kept: int = 0
+    kept_published: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
     hint: str | None = None
@@ -72,6 +73,7 @@ class TargetOutcome:
         return {"target": self.target, "where": self.where, "ok": self.ok, "uploaded": len(self.uploaded),
                 "skipped": self.skipped, "bytes_uploaded": self.bytes_uploaded,
                 "index_published": self.index_published, "deleted": self.deleted, "stale_kept": self.stale_kept,
+                "kept_published": len(self.kept_published),
                 "seconds": round(self.seconds, 3), "error": self.error, "hint": self.hint,
                 "failed_path": self.failed_path, "exit_code": self.exit_code}
 
@@ -314,6 +316,14 @@ class Publisher:
             indexes = sorted((item for item in items if index_rank(item.path, patterns) is not None),
                              key=lambda item: (index_rank(item.path, patterns), item.path))
 
+            # Files that a data job published are its own: a sync from the docroot neither
+            # overwrites them with older copies nor counts them as stale.
+            owned = {path: entry for path, entry in state["objects"].items() if entry.get("via") == "publish"}
+            if mode == "sync":
+                outcome.kept_published = sorted(item.path for item in items if item.path in owned)
+                items = [item for item in items if item.path not in owned]
+                data = [item for item in data if item.path not in owned]
+                indexes = [item for item in indexes if item.path not in owned]
             to_upload, to_check = [], []
             for item in data + indexes:
                 entry = state["objects"].get(item.path)
@@ -361,12 +371,12 @@ class Publisher:
 
             moment = now or _now()
             new_paths = {item.path for item in items}
-            objects = dict(state["objects"]) if mode == "publish" else {}
+            objects = dict(state["objects"]) if mode == "publish" else dict(owned)
             for item in items:
                 objects[item.path] = {"sha256": item.source.sha256, "size": item.source.size,
-                                      "headers": item.headers.as_dict()}
+                                      "headers": item.headers.as_dict(), "via": mode}
             stale = {path: since for path, since in state["stale"].items() if path not in new_paths}
-            prunable = set(listed) | set(state["objects"])
+            prunable = (set(listed) | set(state["objects"])) - set(owned if mode == "sync" else ())
             if mode == "publish":
                 prefixes = [prefix.strip("/") + "/" for prefix in prune_under]
                 prunable = {path for path in prunable if any(path.startswith(prefix) for prefix in prefixes)}
