@@ -161,7 +161,7 @@ def zones():
         environment = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
         environment.update({"OOS_ACCESS_KEY_ID": stores["oos"].access_key,
                             "OOS_SECRET_ACCESS_KEY": stores["oos"].secret_key, "LANG": "C.UTF-8",
-                            "TACOPS_STATE_DIR": str(root / "state")})
+                            "TACOPS_STATE_DIR": str(root / "state"), "TACOPS_CACHE_DIR": str(root / "cache")})
         zones = Zones(root, docroot, apache, stores, ca, root / "static-zones.yaml", {}, environment)
         zones.write_config(document)
         yield zones

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -254,3 +256,33 @@ def test_lab_addresses_need_the_lab_route(monkeypatch):
     guard_lab_address("127.0.0.1")
     monkeypatch.setattr(guard, "route_device", lambda address: ("tacops0", f"{address} dev tacops0"))
     guard_lab_address("10.213.77.14")
+
+
+def test_hash_cache_reuses_unchanged_files(tmp_path):
+    from tacops.staticzones.source import HashCache
+
+    root = tmp_path / "zone"
+    root.mkdir()
+    (root / "a.json").write_text("{}\n")
+    (root / "b.json").write_text("[]\n")
+    cache_file = tmp_path / "cache.json"
+    first = scan(root, cache=HashCache(cache_file))
+    assert sorted(json.loads(cache_file.read_text())) == ["a.json", "b.json"]
+    # A cached entry is used as long as the file is untouched: plant a marker hash to see it.
+    entries = json.loads(cache_file.read_text())
+    entries["a.json"][4] = "0" * 64
+    cache_file.write_text(json.dumps(entries))
+    again = {item.path: item.sha256 for item in scan(root, cache=HashCache(cache_file))}
+    assert again["a.json"] == "0" * 64
+    assert again["b.json"] == {item.path: item.sha256 for item in first}["b.json"]
+    # Rewriting the file, even to the same size and modification time, moves its change time.
+    stat = (root / "a.json").stat()
+    (root / "a.json").write_text("[]\n")
+    os.utime(root / "a.json", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    rewritten = {item.path: item.sha256 for item in scan(root, cache=HashCache(cache_file))}
+    assert rewritten["a.json"] == rewritten["b.json"]
+    # Files that are gone leave the cache; read=False ignores what it holds.
+    (root / "b.json").unlink()
+    scan(root, cache=HashCache(cache_file))
+    assert sorted(json.loads(cache_file.read_text())) == ["a.json"]
+    assert HashCache(cache_file, read=False).entries == {}

@@ -14,7 +14,7 @@ from tacops.foundation.i18n import _
 from tacops.staticzones.config import STATE_DIRECTORY, StaticZonesConfig, Target
 from tacops.staticzones.http import Client, ObjectHeaders, normalize_location
 from tacops.staticzones.publisher import PlannedFile, TargetOutcome, index_rank, matches, publish_to_targets
-from tacops.staticzones.source import SourceFile, scan, stage
+from tacops.staticzones.source import HashCache, SourceFile, scan, stage
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,9 @@ def sync(config: StaticZonesConfig, *, source: str, origin_url: str, targets: li
     stage_callback = on_stage or (lambda name, total: None)
     with stage(source, ssh_command=ssh_command) as tree:
         stage_callback("scan", None)
-        files = scan(tree.root, workers=min(config.concurrency, 16))
+        # --recheck hashes every file again and refreshes the cache.
+        files = scan(tree.root, workers=min(config.concurrency, 4),
+                     cache=HashCache.for_source(source, read=not recheck))
         _check_reserved(files)
         if not files:
             raise InvalidInputError(_("The docroot {path} contains no file, and an empty set is never published.").format(
@@ -164,7 +166,7 @@ def publish(config: StaticZonesConfig, *, directory: Path, targets: list[Target]
             before_index: Callable[[str, str], None] | None = None) -> RunResult:
     """Publish the files an upstream job produced (news, key figures, CLEA clusters), index last."""
     started = time.monotonic()
-    files = scan(Path(directory), workers=min(config.concurrency, 16))
+    files = scan(Path(directory), workers=min(config.concurrency, 4))
     prefix = under.strip("/")
     if prefix:
         files = [SourceFile(f"{prefix}/{item.path}", item.local, item.size, item.sha256, item.md5) for item in files]

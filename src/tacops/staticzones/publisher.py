@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal
 
@@ -241,20 +241,18 @@ class Publisher:
         try:
             for item in items:
                 futures[pool.submit(self._put, item)] = item
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in finished:
-                    item = futures[future]
-                    error = future.exception()
-                    if error is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise _classify(error, self.target, item.path)
-                    with self._lock:
-                        done.append(item.path)
-                        counted[0] += item.source.size
-                    self.on_progress(self.target.name, 1)
+            # as_completed reports progress as each upload ends, in one pass over the futures.
+            for future in as_completed(futures):
+                item = futures[future]
+                error = future.exception()
+                if error is not None:
+                    for other in futures:
+                        other.cancel()
+                    raise _classify(error, self.target, item.path)
+                with self._lock:
+                    done.append(item.path)
+                    counted[0] += item.source.size
+                self.on_progress(self.target.name, 1)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -9,11 +9,14 @@ the run before a target is touched.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ from tacops.foundation.errors import InvalidInputError, UnreachableError
 from tacops.foundation.i18n import _
 
 _CHUNK = 1 << 20
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,67 @@ def list_files(root: Path) -> list[Path]:
     return found
 
 
-def scan(root: Path, *, workers: int = 8) -> list[SourceFile]:
+class HashCache:
+    """Hashes of the files of one docroot from the last run, keyed by what a write changes.
+
+    An entry is reused only when the size, the modification and change times and the inode
+    are all the same, so a rewritten file is hashed again even if a tool restored its
+    modification time (its change time moves). A copy made over SSH has new change times
+    and is always hashed again.
+    """
+
+    def __init__(self, path: Path | None, *, read: bool = True) -> None:
+        self.path = path
+        self.entries: dict[str, list] = {}
+        self.changed = False
+        self._lock = threading.Lock()
+        if path is not None and read:
+            try:
+                self.entries = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self.entries = {}
+
+    @classmethod
+    def for_source(cls, location: str, *, read: bool = True) -> "HashCache":
+        from tacops.foundation.paths import cache_dir
+
+        name = hashlib.sha256(location.encode("utf-8")).hexdigest()[:24]
+        return cls(cache_dir() / "static-zones" / f"{name}.json", read=read)
+
+    @staticmethod
+    def _key(status: os.stat_result) -> list:
+        return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino]
+
+    def get(self, relative: str, status: os.stat_result) -> tuple[str, str] | None:
+        entry = self.entries.get(relative)
+        if entry and entry[:4] == self._key(status):
+            return entry[4], entry[5]
+        return None
+
+    def put(self, relative: str, status: os.stat_result, sha256: str, md5: str) -> None:
+        with self._lock:
+            self.entries[relative] = [*self._key(status), sha256, md5]
+            self.changed = True
+
+    def save(self, keep: set[str]) -> None:
+        """Write the cache with the entries of the files still present; a failure only costs speed."""
+        if self.path is None:
+            return
+        stale = set(self.entries) - keep
+        if not self.changed and not stale:
+            return
+        for relative in stale:
+            del self.entries[relative]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_name(self.path.name + ".tmp")
+            temporary.write_text(json.dumps(self.entries), encoding="utf-8")
+            temporary.replace(self.path)
+        except OSError as error:
+            log.debug("hash cache %s not written: %s", self.path, error)
+
+
+def scan(root: Path, *, workers: int = 4, cache: HashCache | None = None) -> list[SourceFile]:
     """Every regular file below root, hashed. A symbolic link counts as the file it names."""
     root = Path(root)
     paths = list_files(root)
@@ -87,7 +151,15 @@ def scan(root: Path, *, workers: int = 8) -> list[SourceFile]:
         if not path.is_file():
             return None
         try:
+            status = path.stat()
+            cached = cache.get(relative, status) if cache is not None else None
+            if cached is not None:
+                # Opening proves the file is still readable; its bytes are known.
+                os.close(os.open(path, os.O_RDONLY))
+                return SourceFile(relative, path, status.st_size, cached[0], cached[1])
             sha256, md5, size = hash_file(path)
+            if cache is not None:
+                cache.put(relative, status, sha256, md5)
         except OSError as error:
             raise InvalidInputError(
                 _("Cannot read the file {path}: {error}").format(path=relative, error=error.strerror or error),
@@ -95,8 +167,10 @@ def scan(root: Path, *, workers: int = 8) -> list[SourceFile]:
         return SourceFile(relative, path, size, sha256, md5)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(one, paths))
-    return [item for item in results if item is not None]
+        results = [item for item in pool.map(one, paths) if item is not None]
+    if cache is not None:
+        cache.save({item.path for item in results})
+    return results
 
 
 class StagedTree:
