@@ -191,6 +191,8 @@ def measure_sync(spec: dict) -> dict:
     from tacops.staticzones import operations
     from tacops.staticzones.config import StaticZonesConfig
 
+    # Each target gets its own hash cache: a first sync starts cold, the second reuses it.
+    os.environ["TACOPS_CACHE_DIR"] = spec["cache_dir"]
     config = StaticZonesConfig.model_validate(spec["config"])
     if "concurrency" in spec:
         config = config.model_copy(update={"concurrency": spec["concurrency"]})
@@ -525,8 +527,9 @@ def main() -> int:
                     runs["parallel_loop"].append(result)
                     all_results.append(result)
                 else:
-                    first = bench.run("sync", target=f"run{number}", **common)
-                    second = bench.run("sync", target=f"run{number}", **common)
+                    cache = str(root / f"cache-run{number}")
+                    first = bench.run("sync", target=f"run{number}", cache_dir=cache, **common)
+                    second = bench.run("sync", target=f"run{number}", cache_dir=cache, **common)
                     if first["uploaded"] != len(plan) or second["uploaded"] != 0:
                         raise SystemExit(f"unexpected sync counts: first uploaded {first['uploaded']}, "
                                          f"second uploaded {second['uploaded']} of {len(plan)} files")
@@ -534,7 +537,8 @@ def main() -> int:
                     runs["sync_second"].append(second)
                     all_results += [first, second]
         for concurrency, target in zip(sweep, sweep_targets):
-            result = bench.run("sync", target=target, concurrency=concurrency, **common)
+            result = bench.run("sync", target=target, concurrency=concurrency, cache_dir=str(root / f"cache-{target}"),
+                               **common)
             runs["sweep"].append(result)
             all_results.append(result)
 

@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal
 
@@ -236,23 +236,25 @@ class Publisher:
     def _upload_all(self, items: list[PlannedFile], done: list[str], counted: list[int]) -> None:
         if not items:
             return
+
+        def upload(item: PlannedFile) -> None:
+            self._put(item)
+            with self._lock:
+                done.append(item.path)
+                counted[0] += item.source.size
+            # Reported from the worker, so the main thread sleeps until the end or an error.
+            self.on_progress(self.target.name, 1)
+
         pool = ThreadPoolExecutor(max_workers=self.config.concurrency)
-        futures = {}
         try:
-            for item in items:
-                futures[pool.submit(self._put, item)] = item
-            # as_completed reports progress as each upload ends, in one pass over the futures.
-            for future in as_completed(futures):
-                item = futures[future]
+            futures = {pool.submit(upload, item): item for item in items}
+            finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in finished:
                 error = future.exception()
                 if error is not None:
-                    for other in futures:
+                    for other in pending:
                         other.cancel()
-                    raise _classify(error, self.target, item.path)
-                with self._lock:
-                    done.append(item.path)
-                    counted[0] += item.source.size
-                self.on_progress(self.target.name, 1)
+                    raise _classify(error, self.target, futures[future].path)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
