@@ -286,3 +286,20 @@ def test_hash_cache_reuses_unchanged_files(tmp_path):
     scan(root, cache=HashCache(cache_file))
     assert sorted(json.loads(cache_file.read_text())) == ["a.json"]
     assert HashCache(cache_file, read=False).entries == {}
+
+
+def test_publish_under_rejects_escaping_paths():
+    from tacops.staticzones.operations import check_zone_path
+
+    assert check_zone_path("/v1/") == "v1"
+    assert check_zone_path("") == ""
+    for bad in ("../x", "v1/../..", "v1//x", "./v1", "v1\\x"):
+        with pytest.raises(InvalidInputError, match="--under"):
+            check_zone_path(bad)
+
+
+def test_tls_hint_names_the_cause():
+    from tacops.staticzones.http import tls_hint
+
+    assert "name" in tls_hint(Exception("IP address mismatch, certificate is not valid for '127.0.0.1'"))
+    assert "verify.ca_file" in tls_hint(Exception("certificate verify failed: unable to get local issuer"))

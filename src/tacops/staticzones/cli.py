@@ -141,8 +141,7 @@ def run(args: argparse.Namespace, *, out, console, print_json: Callable[[Any], N
         report_path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if args.json:
             print_json(report.to_dict())
-        else:
-            out.print(verify_module.render_summary(report), markup=False)
+        (console if args.json else out).print(verify_module.render_summary(report), markup=False)
         console.print(_("Report: {path}").format(path=report_path), markup=False)
         return ExitCode.OK if report.identical else ExitCode.DIFFERENCES
 
@@ -161,6 +160,9 @@ def run(args: argparse.Namespace, *, out, console, print_json: Callable[[Any], N
                                     hint=_("Run tacops static-zones sync first: the front is built from what "
                                            "is published."))
         front_module.write(front_module.render(config.front, target, state), args.output)
+        if args.json:
+            print_json({"target": target.name, "output": str(args.output), "files": len(paths),
+                        "directories": len(state.get("directories", {}))})
         console.print(_("nginx configuration for {count} files written to {path}; check it with nginx -t, then "
                         "reload nginx.").format(count=len(paths), path=args.output), markup=False)
         return ExitCode.OK

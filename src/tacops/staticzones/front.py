@@ -23,7 +23,9 @@ from tacops.staticzones.http import encode_path
 
 HIDDEN_HEADERS = ["x-amz-request-id", "x-amz-id-2", "x-amz-meta-sha256", "x-amz-version-id",
                   "x-amz-server-side-encryption", "x-amz-storage-class", "x-amz-tagging-count", "x-amz-expiration",
-                  "x-obs-request-id", "x-obs-id-2", "x-obs-meta-sha256", "x-obs-version-id", "x-obs-storage-class"]
+                  "x-obs-request-id", "x-obs-id-2", "x-obs-meta-sha256", "x-obs-version-id", "x-obs-storage-class",
+                  # SeaweedFS, the store of the tests, adds its own.
+                  "Seaweed-X-Amz-ETag", "Seaweed-X-Amz-Owner"]
 
 
 def nginx_string(value: str) -> str:

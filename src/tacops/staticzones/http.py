@@ -60,6 +60,14 @@ def check_base_url(url: str, option: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def tls_hint(error: Exception) -> str:
+    text = str(error)
+    if "mismatch" in text or "doesn't match" in text or "not valid for" in text:
+        return _("Use in the URL a name that the certificate carries (map it to the server in /etc/hosts if "
+                 "needed).")
+    return _("Give the CA that signed its certificate (verify.ca_file).")
+
+
 def guard_lab_address(host: str) -> None:
     """Check the route before connecting to an address of the built-in lab.
 
@@ -120,7 +128,7 @@ class Client:
                                          headers={"Accept-Encoding": "identity", "User-Agent": USER_AGENT})
         except urllib3.exceptions.SSLError as error:
             raise UnreachableError(_("TLS failed with {url}: {error}").format(url=url, error=error), host=self.host,
-                                   hint=_("Give the CA that signed its certificate (verify.ca_file).")) from None
+                                   hint=tls_hint(error)) from None
         except urllib3.exceptions.HTTPError as error:
             raise UnreachableError(_("{url} is unreachable: {error}").format(url=url, error=error), host=self.host,
                                    hint=_("Check {option} and that the server runs.").format(option=self.option)) \
@@ -194,7 +202,7 @@ def peer_chain_spki(url: str, *, ca_file: Path | None, timeout: float = 10.0) ->
                     ders = [tls.getpeercert(binary_form=True) or b""]
     except ssl.SSLError as error:
         raise UnreachableError(_("TLS failed with {url}: {error}").format(url=url, error=error), host=host,
-                               hint=_("Give the CA that signed its certificate (verify.ca_file).")) from None
+                               hint=tls_hint(error)) from None
     except OSError as error:
         raise UnreachableError(_("{url} is unreachable: {error}").format(url=url, error=error), host=host,
                                hint=_("Check {option} and that the server runs.").format(option="--front")) from None

@@ -147,6 +147,16 @@ def sync(config: StaticZonesConfig, *, source: str, origin_url: str, targets: li
     return RunResult(outcomes=outcomes, files=len(items), not_served=refused, seconds=time.monotonic() - started)
 
 
+def check_zone_path(path: str) -> str:
+    """Return a path of the zone without its outer slashes; reject one that could leave the prefix."""
+    cleaned = path.strip("/")
+    if cleaned and (any(part in ("", ".", "..") for part in cleaned.split("/")) or "\\" in cleaned):
+        raise InvalidInputError(
+            _("--under {path!r} is not a plain path of the zone (no '.', '..', '//' or backslash).").format(
+                path=path), hint=_("Give a relative path such as v1."))
+    return cleaned
+
+
 def headers_from_rules(config: StaticZonesConfig, files: list[SourceFile]) -> dict[str, ObjectHeaders]:
     headers: dict[str, ObjectHeaders] = {}
     for item in files:
@@ -166,8 +176,8 @@ def publish(config: StaticZonesConfig, *, directory: Path, targets: list[Target]
             before_index: Callable[[str, str], None] | None = None) -> RunResult:
     """Publish the files an upstream job produced (news, key figures, CLEA clusters), index last."""
     started = time.monotonic()
+    prefix = check_zone_path(under)
     files = scan(Path(directory), workers=min(config.concurrency, 4))
-    prefix = under.strip("/")
     if prefix:
         files = [SourceFile(f"{prefix}/{item.path}", item.local, item.size, item.sha256, item.md5) for item in files]
     _check_reserved(files)

@@ -152,7 +152,7 @@ def render_summary(report: VerifyReport, *, limit: int = 50) -> str:
              _("{urls} URLs compared in {seconds:.1f} s.").format(urls=report.urls, seconds=report.seconds)]
     if report.pin_ok is True:
         lines.append(_("TLS: the front presents a pinned key."))
-    elif report.pin_ok is False:
+    elif report.pin_ok is False and report.pins_presented:
         lines.append(_("TLS: NO key the front presents matches a pin. Presented: {presented}").format(
             presented=", ".join(f"sha256/{pin}" for pin in report.pins_presented)))
     elif report.pins_presented:
