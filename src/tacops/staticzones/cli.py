@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tacops.foundation.errors import ExitCode, InvalidInputError
-from tacops.foundation.i18n import _
+from tacops.foundation.i18n import _, ngettext
 from tacops.foundation.paths import lab_dir, reports_dir
 from tacops.staticzones.config import StaticZonesConfig, load_config
 from tacops.staticzones.publisher import TargetOutcome, worst_exit_code
@@ -81,9 +81,11 @@ def _print_outcomes(outcomes: list[TargetOutcome], out, console) -> None:
                               deleted=len(outcome.deleted), kept=outcome.stale_kept, seconds=outcome.seconds),
                       markup=False)
             if outcome.kept_published:
-                out.print("  " + _("{count} files that a data job published (publish) were left as they are, such "
-                                   "as {example}.").format(count=len(outcome.kept_published),
-                                                           example=outcome.kept_published[0]), markup=False)
+                count = len(outcome.kept_published)
+                out.print("  " + ngettext(
+                    "{count} file that a data job published (publish) was left as it is: {example}.",
+                    "{count} files that a data job published (publish) were left as they are, such as {example}.",
+                    count).format(count=count, example=outcome.kept_published[0]), markup=False)
         else:
             console.print("✗ " + _("{target}: FAILED after {uploaded} uploads: {error}").format(
                 target=outcome.target, uploaded=len(outcome.uploaded), error=outcome.error), markup=False)

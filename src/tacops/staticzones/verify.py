@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from tacops.foundation.errors import TacopsError
-from tacops.foundation.i18n import _
+from tacops.foundation.i18n import _, ngettext
 from tacops.staticzones.config import STATE_DIRECTORY, VerifySettings
 from tacops.staticzones.http import Answer, Client, normalize_location, peer_chain_spki
 from tacops.staticzones.operations import MISSING_PROBE
@@ -168,6 +168,7 @@ def render_summary(report: VerifyReport, *, limit: int = 50) -> str:
     if report.identical:
         lines.append(_("IDENTICAL: every URL returns the same response on the origin and on the front."))
     else:
-        lines.append(_("DIFFERENT: {count} differences.").format(count=len(report.differences)
-                                                                  + (1 if report.pin_ok is False else 0)))
+        count = len(report.differences) + (1 if report.pin_ok is False else 0)
+        lines.append(ngettext("DIFFERENT: {count} difference.", "DIFFERENT: {count} differences.", count).format(
+            count=count))
     return "\n".join(lines)
