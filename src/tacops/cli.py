@@ -116,7 +116,21 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--offline", action="store_true",
                          help=_("plan offline even when the pulumi CLI is installed"))
 
-    zones = command("static-zones", _("move the static zones from Apache to object-storage buckets and prove "
+    zones_epilog = "\n".join([_("Exit codes:")] + [f"  {code:>3}  {text}" for code, text in (
+        (0, _("success (verify: identical)")),
+        (1, _("unexpected error (a bug: report it with the log)")),
+        (2, _("invalid option, configuration or input; the target concerned received nothing")),
+        (3, _("verify: differences were found, or no pinned key")),
+        (4, _("the origin, the front, a target or the docroot's host is unreachable")),
+        (5, _("a target stored a file or a header differently; its index was not published")),
+        (6, _("credentials of a target are missing or were rejected")),
+        (130, _("interrupted (Ctrl-C)")))])
+
+    def zones_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, epilog=zones_epilog,
+                                   formatter_class=formatter)
+
+    zones = zones_command("static-zones", _("move the static zones from Apache to object-storage buckets and prove "
                                       "that every URL returns the same response"))
     zones.add_argument("--config", type=Path, metavar="FILE",
                        help=_("static-zones configuration: targets, index patterns, retention, front, pins "
@@ -126,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     actions.required = True
 
     def action(name: str, help_text: str) -> argparse.ArgumentParser:
-        return actions.add_parser(name, help=help_text, description=help_text, epilog=epilog,
+        return actions.add_parser(name, help=help_text, description=help_text, epilog=zones_epilog,
                                   formatter_class=formatter)
 
     sync = action("sync", _("upload the docroot to the targets with the headers the origin returns, index files "
