@@ -491,7 +491,7 @@ def main() -> int:
         apache = services.Apache(docroot, services.free_port(), root / "apache")
         started_servers.append(apache)
         apache.start()
-        store = services.SeaweedFS(root / "seaweedfs", "BENCHKEY000000000001", "bench-secret-key-not-for-production",
+        store = services.SeaweedFS(root / "seaweedfs", *services.new_keys("bench"),
                                    [BASELINE_BUCKET, TACOPS_BUCKET])
         started_servers.append(store)
         store.start()

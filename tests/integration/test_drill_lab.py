@@ -119,11 +119,11 @@ class TestDrillOnLab:
     def test_static_zone_read_over_ssh(self, lab, tmp_path):
         """static-zones reads the lab's docroot over SSH and its Apache through the route guard."""
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from staticzones.services import SeaweedFS, public_dir
+        from staticzones.services import SeaweedFS, new_keys, public_dir
 
         origin = "http://10.213.77.14/"
         store_dir = public_dir("tacops-lab-static-")
-        store = SeaweedFS(store_dir / "store", "LABKEY00000000000001", "lab-secret-key-for-tests-only", ["lab-static"])
+        store = SeaweedFS(store_dir / "store", *new_keys("lab"), ["lab-static"])
         try:
             store.start()
             config = tmp_path / "static-zones.yaml"
@@ -145,14 +145,16 @@ class TestDrillOnLab:
             # replaces by a guess from the extension: the read-back stops the index.
             synced = zones("--json", "sync", "--from", f"static-zone:{STATIC_ROOT}", "--origin", origin, "--to", "lab")
             assert synced.returncode == 5, synced.stdout + synced.stderr
-            assert ".pb.gz" in synced.stderr and "application/octet-stream" in synced.stderr
+            assert ".pb.gz" in synced.stderr
+            assert "application/octet-stream" in synced.stderr
             remote = set(ssh(lab, "static-zone", f"cd {STATIC_ROOT} && find . -type f -printf '%P\\n'").split("\n"))
             remote.discard("")
             client = store.client()
             stored = {item["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="lab-static")
                       for item in page.get("Contents", [])}
             indexes = {path for path in remote if path.endswith(("clusterIndex.json", "Config/config.json"))}
-            assert indexes and not (indexes & stored)
+            assert indexes
+            assert not (indexes & stored)
             assert remote - indexes == stored
         finally:
             store.stop()

@@ -15,7 +15,7 @@ import yaml
 
 from tacops.lab.fixtures import static_tree
 
-from .services import Apache, Nginx, SeaweedFS, TestCA, free_port, make_ca, public_dir
+from .services import Apache, Nginx, SeaweedFS, TestCA, free_port, make_ca, new_keys, public_dir
 
 SERVER_NAMES = ["app-static.tousanticovid.gouv.fr", "app.tousanticovid.gouv.fr"]
 
@@ -128,8 +128,8 @@ def zones():
     docroot = root / "docroot"
     write_tree(docroot)
     stores = {
-        "oos": SeaweedFS(root / "oos", "OOSKEY00000000000001", "oos-secret-key-for-tests-only-1", ["tac-static"]),
-        "obs": SeaweedFS(root / "obs", "OBSKEY00000000000002", "obs-secret-key-for-tests-only-2", ["tac-static-obs"]),
+        "oos": SeaweedFS(root / "oos", *new_keys("oos"), ["tac-static"]),
+        "obs": SeaweedFS(root / "obs", *new_keys("obs"), ["tac-static-obs"]),
     }
     apache = Apache(docroot, free_port(), root / "apache")
     started: list = []

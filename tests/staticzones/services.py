@@ -64,6 +64,13 @@ def stop(process: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
         process.wait(timeout=15)
 
 
+def new_keys(name: str) -> tuple[str, str]:
+    """Make an access key id and a secret key for one test store, new on every run."""
+    import secrets
+
+    return f"{name.upper()}{secrets.token_hex(8).upper()}", secrets.token_urlsafe(30)
+
+
 def public_dir(prefix: str) -> Path:
     """A temporary directory that Apache's www-data user can enter."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
