@@ -168,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
                          help=_("files under PATH that this set leaves out become stale and are deleted after the "
                                 "retention window (repeatable)"))
     publish.add_argument("--require-one-index", action="store_true",
-                         help=_("refuse the set unless it holds exactly one index file (CLEA's rule)"))
+                         help=_("reject the set unless it contains exactly one index file (CLEA's rule)"))
     zverify = action("verify", _("compare the origin and the front URL by URL and check the front's TLS pins"))
     zverify.add_argument("--origin", required=True, metavar="URL", help=_("URL of the origin (Apache)"))
     zverify.add_argument("--front", required=True, metavar="URL", help=_("URL of the web front of the bucket"))

@@ -57,7 +57,7 @@ def test_sync_two_targets_identical(zones):
         for special in SPECIAL_FILES:
             body = client.get_object(Bucket=bucket, Key=prefix + special)["Body"].read()
             assert body == files[special]
-        # Headers come from what Apache answers: gzip only where Apache announces it,
+        # Headers come from what Apache returns: gzip only where Apache announces it,
         # never from mod_deflate (Apache compresses JSON on the fly for clients that accept it).
         head = client.head_object(Bucket=bucket, Key=prefix + "precompressed/strings-fr.json.gz")
         assert head.get("ContentEncoding") == "gzip"
@@ -115,7 +115,8 @@ def test_verify_reports_faults_by_url(zones):
     # Nothing else differs.
     assert {url for url, _field in found} == {"/" + changed, "/" + retyped, "/" + missing}
     saved = json.loads((zones.root / "verify-oos.json").read_text(encoding="utf-8"))
-    assert saved["identical"] is False and len(saved["differences"]) == len(report["differences"])
+    assert saved["identical"] is False
+    assert len(saved["differences"]) == len(report["differences"])
 
     # --recheck reads every object back and repairs the three.
     result = zones.tacops("--json", "sync", "--from", str(zones.docroot), "--origin", zones.apache.url,
@@ -240,7 +241,8 @@ def test_killed_target_keeps_previous_set(zones):
     assert process.returncode == 4, stdout + stderr
     outcome = {item["target"]: item for item in json.loads(stdout)["targets"]}
     assert outcome["oos"]["ok"] is True
-    assert outcome["obs"]["ok"] is False and "obs" in outcome["obs"]["error"]
+    assert outcome["obs"]["ok"] is False
+    assert "obs" in outcome["obs"]["error"]
     assert "obs" in stderr
 
     # The store is back (same data): the previous index and every file of the previous set are intact.
@@ -254,7 +256,8 @@ def test_killed_target_keeps_previous_set(zones):
     rerun = zones.tacops("--json", "sync", "--from", str(zones.docroot), "--origin", zones.apache.url, "--to", "obs")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     finished = _json(rerun)["targets"][0]
-    assert finished["skipped"] >= 20 and "v1/clusterIndex.json" in finished["index_published"]
+    assert finished["skipped"] >= 20
+    assert "v1/clusterIndex.json" in finished["index_published"]
     zones.front("obs")
     assert zones.verify("obs").returncode == 0
     zones.front("oos")
@@ -268,9 +271,11 @@ def test_wrong_credentials_spare_other_target(zones):
     assert result.returncode == 6, result.stdout + result.stderr
     outcome = {item["target"]: item for item in _json(result)["targets"]}
     assert outcome["oos"]["ok"] is False
-    assert "oos" in outcome["oos"]["error"] and "credentials" in outcome["oos"]["error"]
+    assert "oos" in outcome["oos"]["error"]
+    assert "credentials" in outcome["oos"]["error"]
     assert "not-the-secret" not in result.stdout + result.stderr
-    assert outcome["obs"]["ok"] is True and outcome["obs"]["uploaded"] == 1
+    assert outcome["obs"]["ok"] is True
+    assert outcome["obs"]["uploaded"] == 1
 
     missing = zones.tacops("sync", "--from", str(zones.docroot), "--origin", zones.apache.url, "--to", "oos",
                            env={"OOS_ACCESS_KEY_ID": ""})
@@ -288,7 +293,8 @@ def test_unreachable_target_is_named(zones):
     result = zones.tacops("sync", "--from", str(zones.docroot), "--origin", zones.apache.url, "--to", "oos",
                           config=config)
     assert result.returncode == 4, result.stdout + result.stderr
-    assert "oos" in result.stderr and "unreachable" in result.stderr
+    assert "oos" in result.stderr
+    assert "unreachable" in result.stderr
 
 
 def _state(zones, target):
@@ -338,7 +344,8 @@ def test_rewritten_header_blocks_index(zones, tmp_path):
     config = zones.write_config(document, zones.root / "octet.yaml")
     result = zones.tacops("publish", "--from", str(batch), "--under", "v1", "--to", "oos", config=config)
     assert result.returncode == 5, result.stdout + result.stderr
-    assert "certlist-next.pb.gz" in result.stderr and "application/octet-stream" in result.stderr
+    assert "certlist-next.pb.gz" in result.stderr
+    assert "application/octet-stream" in result.stderr
     assert client.get_object(Bucket=bucket, Key=prefix + "v1/clusterIndex.json")["Body"].read() == before
     client.delete_object(Bucket=bucket, Key=prefix + "v1/CertList/certlist-next.pb.gz")
 
@@ -353,7 +360,8 @@ def test_publish_clea_batch_prunes(zones, tmp_path):
     (batch / "extra-index").mkdir()
     (batch / "extra-index" / "clusterIndex.json").write_text("{}\n")
     refused = zones.tacops("publish", "--from", str(batch), "--under", "v1", "--to", "oos", "--require-one-index")
-    assert refused.returncode == 2 and "exactly one index" in refused.stderr
+    assert refused.returncode == 2
+    assert "exactly one index" in refused.stderr
     shutil.rmtree(batch / "extra-index")
 
     old = {item["Key"] for item in client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}v1/2650/")["Contents"]}
@@ -363,7 +371,8 @@ def test_publish_clea_batch_prunes(zones, tmp_path):
     assert kept.returncode == 0, kept.stdout + kept.stderr
     outcome = _json(kept)["targets"][0]
     assert outcome["index_published"] == ["v1/clusterIndex.json"]
-    assert outcome["deleted"] == [] and outcome["stale_kept"] > len(old)
+    assert outcome["deleted"] == []
+    assert outcome["stale_kept"] > len(old)
     head = client.head_object(Bucket=bucket, Key=prefix + "v1/2660/0a.json")
     assert head["ContentType"] == "application/json; charset=utf-8"
     assert {item["Key"] for item in client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}v1/2650/")["Contents"]} \
@@ -448,4 +457,5 @@ def test_runbook_sync_plain_ansible(zones):
             == b'{"from": "ansible"}\n'
     again = subprocess.run([playbook, str(runbook), "-e", extra], capture_output=True, text=True,
                            env={**zones.environment, "ANSIBLE_NOCOLOR": "1"}, timeout=600)
-    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
+    assert again.returncode == 0, again.stdout
+    assert "changed=0" in again.stdout, again.stdout

@@ -92,7 +92,8 @@ def test_invalid_config_names_key(tmp_path, document, key):
 def test_missing_config_file_hint(tmp_path):
     with pytest.raises(InvalidInputError) as raised:
         load_config(tmp_path / "absent.yaml")
-    assert "absent.yaml" in raised.value.message and "--config" in raised.value.hint
+    assert "absent.yaml" in raised.value.message
+    assert "--config" in raised.value.hint
 
 
 def test_durations():
@@ -229,7 +230,7 @@ def test_scan_rejects_broken_links(tmp_path):
 
 
 def test_remote_docroot_tar_stream(tmp_path):
-    """A local shell stands in for ssh: the same tar stream, extraction and error path."""
+    """Run bash in place of ssh: the same tar stream, extraction and error path."""
     from tacops.foundation.errors import UnreachableError
 
     (tmp_path / "www" / "v1").mkdir(parents=True)

@@ -1,8 +1,8 @@
 """The nginx configuration of the web front that serves a target's bucket like the origin.
 
-An object store knows keys, not directories; the origin (Apache) answers a directory
-without its trailing slash with a redirect, a directory with an index file with that
-file, and one without with "forbidden". The front learns the directories from the set
+An object store has keys, not directories. The origin (Apache) responds to a directory
+without its trailing slash with a redirect, to a directory with an index file with that
+file, and to one without with "forbidden". The front learns the directories from the set
 of published files and answers them the same way; everything else goes to the bucket.
 """
 
@@ -40,7 +40,7 @@ def nginx_string(value: str) -> str:
 
 def directory_rules(paths: Iterable[str], directories: dict[str, dict],
                     directory_index: list[str]) -> tuple[dict[str, list], int]:
-    """nginx map entries from what the origin answered for each directory at the last sync."""
+    """Build the nginx map entries from the origin's response for each directory at the last sync."""
     files = set(paths)
     rules: dict[str, list] = {"redirect301": [], "redirect302": [], "index": [], "forbidden": [], "missing": []}
     for directory, entry in sorted(directories.items()):

@@ -1,8 +1,8 @@
 """HTTP requests to the origin (Apache) and to the web front.
 
 Requests carry ``Accept-Encoding: identity``, so a server that compresses on the fly
-answers with the file's own encoding, and follow no redirect, so a redirect is compared
-as it is. Paths are percent-encoded byte for byte from their UTF-8 form: ``+``, ``%``,
+returns the file's own encoding. They follow no redirect, so a redirect is compared as it
+is. Paths are percent-encoded byte for byte from their UTF-8 form: ``+``, ``%``,
 spaces and non-ASCII characters reach the server as the names they are.
 """
 
@@ -71,8 +71,8 @@ def tls_hint(error: Exception) -> str:
 def guard_lab_address(host: str) -> None:
     """Check the route before connecting to an address of the built-in lab.
 
-    An address in the lab's subnet must be reached through the lab's bridge; after the
-    lab is torn down, the same address would otherwise go out by the default route.
+    An address in the lab's subnet must be reached through the lab's bridge. After the lab
+    is torn down, the same address would otherwise go out by the default route.
     """
     import ipaddress
 
@@ -163,7 +163,7 @@ class Client:
 
 
 def normalize_location(location: str | None, request_url: str) -> str | None:
-    """A redirect target as path and query, so an origin and a front on different hosts compare."""
+    """Reduce a redirect target to path and query, so an origin and a front on different hosts compare."""
     if location is None:
         return None
     absolute = urllib.parse.urljoin(request_url, location)
@@ -173,10 +173,10 @@ def normalize_location(location: str | None, request_url: str) -> str | None:
 
 
 def peer_chain_spki(url: str, *, ca_file: Path | None, timeout: float = 10.0) -> list[str]:
-    """SHA-256 pins (base64) of the subject public keys the server at ``url`` presents, leaf first.
+    """Return the SHA-256 pins (base64) of the public keys the server at ``url`` presents, leaf first.
 
-    The verified chain is read where Python offers it, so a pin on an intermediate or
-    root matches as it does for the apps; otherwise the leaf alone.
+    The verified chain is read where Python offers it, so a pin on an intermediate or root
+    matches as it does for the apps. Otherwise only the leaf is read.
     """
     import base64
     import socket

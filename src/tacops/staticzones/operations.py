@@ -18,7 +18,7 @@ from tacops.staticzones.source import HashCache, SourceFile, scan, stage
 
 log = logging.getLogger(__name__)
 
-# A path no docroot holds: the origin's answer to it is its "not found" response.
+# A path no docroot contains: the origin's response to it is its "not found" page.
 MISSING_PROBE = "tacops-parity-probe/does-not-exist.json"
 
 
@@ -61,7 +61,7 @@ def origin_headers(origin: Client, files: list[SourceFile], *, workers: int,
 
 
 def directories_of(paths: Iterable[str]) -> list[str]:
-    """Every directory that holds a file, the root ("") included."""
+    """List every directory that contains a file, the root ("") included."""
     found = {""}
     for path in paths:
         parts = path.split("/")[:-1]

@@ -1,8 +1,8 @@
 """Publish a set of files to a bucket: data first, index files last, stale files later.
 
-The order is what keeps readers safe. Every data file is uploaded (in parallel) and
-checked; only when all of them are in place are the index files uploaded, one by one in
-the order of the configured patterns. A reader that fetches a new index therefore finds
+The order is what keeps readers safe. Every data file is uploaded in parallel and checked.
+Only when all of them are in place are the index files uploaded, one by one in the order
+of the configured patterns. A reader that fetches a new index therefore finds
 every file it names. The state object (``<prefix>.tacops-static/state.json``) is written
 after the index; it records each file's hash and headers, so the next run skips what has
 not changed, and when each file left the set, so stale files are deleted only once the
@@ -86,7 +86,7 @@ class TargetFailed(TacopsError):
 
 
 def matches(path: str, pattern: str) -> bool:
-    """A pattern matches the whole relative path, or its end at a directory boundary."""
+    """Return whether the pattern matches the whole relative path, or its end at a directory boundary."""
     pattern = pattern.lstrip("/")
     return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, "*/" + pattern)
 
@@ -99,7 +99,7 @@ def index_rank(path: str, patterns: list[str]) -> int | None:
 
 
 def make_client(target: Target, *, workers: int):
-    """An S3 client bound to this target only: its endpoint, region and credentials."""
+    """Make an S3 client bound to this target only: its endpoint, region and credentials."""
     credentials = target.resolve_credentials()
     session = boto3.session.Session(aws_access_key_id=credentials.access_key_id,
                                     aws_secret_access_key=credentials.secret_access_key,
@@ -267,13 +267,13 @@ class Publisher:
             head = self.client.head_object(Bucket=self.target.bucket, Key=self.target.key(item.path))
             stored = ObjectHeaders(head.get("ContentType"), head.get("ContentEncoding"), head.get("CacheControl"))
             for name in ("content_type", "content_encoding", "cache_control"):
-                wanted, found = getattr(headers, name), getattr(stored, name)
-                if wanted is not None and wanted != found:
+                expected, found = getattr(headers, name), getattr(stored, name)
+                if expected is not None and expected != found:
                     raise TargetFailed(
                         _("Target {target} stored {path} with {header} {found!r} instead of {expected!r}, so the "
                           "front would not respond like the origin.").format(
                             target=self.target.name, path=item.path, header=name.replace("_", "-"),
-                            found=found, expected=wanted),
+                            found=found, expected=expected),
                         hint=_("This storage service rewrites that header; serve the type from the front or "
                                "change the origin's rule, then run again. The index was not published."),
                         exit_code=ExitCode.INTEGRITY, path=item.path)
@@ -444,7 +444,7 @@ def worst_exit_code(outcomes: list[TargetOutcome]) -> int:
 
 
 def published_state(config: StaticZonesConfig, target: Target) -> dict:
-    """The state object of a target: the set last published and the origin's directory answers."""
+    """Read the state object of a target: the set last published and the origin's directory responses."""
     publisher = Publisher(config, target)
     try:
         publisher.client = make_client(target, workers=4)

@@ -138,7 +138,7 @@ class HashCache:
 
 
 def scan(root: Path, *, workers: int = 4, cache: HashCache | None = None) -> list[SourceFile]:
-    """Every regular file below root, hashed. A symbolic link counts as the file it names."""
+    """List and hash every regular file below root. A symbolic link counts as the file it names."""
     root = Path(root)
     paths = list_files(root)
 

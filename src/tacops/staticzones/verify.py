@@ -61,7 +61,7 @@ class VerifyReport:
 
 
 def url_paths(files: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
-    """The request paths to compare: files, directories with and without slash, probes."""
+    """List the request paths to compare: files, directories with and without slash, probes."""
     paths: set[str] = set()
     for path in files:
         paths.add("/" + path)
@@ -76,7 +76,7 @@ def url_paths(files: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
 
 
 def _request_path(path: str) -> str:
-    """A site path ("/json/x.json") relative to the base URL; the client percent-encodes it."""
+    """Make a site path ("/json/x.json") relative to the base URL. The client percent-encodes it."""
     return path[1:]
 
 
